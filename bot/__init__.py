@@ -1,0 +1,1 @@
+"""Spanner: a self-hosted reflective coaching companion for boundary spanners."""

@@ -1,0 +1,95 @@
+"""The console chat: the embedded default transport, for people at a terminal and for scripted sessions.
+
+Interactive, it prompts with "you> ". With a pipe on stdin it reads one
+message per line and stops at end of input, so a whole session can be
+scripted. Buttons are printed as numbered options; typing the number or the
+label presses it, as tapping a button would in Telegram.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import BinaryIO, TextIO
+
+from bot.engine.engine import Engine
+from bot.engine.records import Choice, Event, Reply
+
+
+def render(reply: Reply) -> str:
+    lines = [f"spanner> {reply.text}".replace("\n", "\n         ")]
+    if reply.choices:
+        lines.append("         " + "  ".join(f"[{i}] {c.label}" for i, c in enumerate(reply.choices, 1)))
+    return "\n".join(lines)
+
+
+def _choice_for(line: str, choices: tuple[Choice, ...]) -> str | None:
+    token = line.strip()
+    if token.isdigit() and 1 <= int(token) <= len(choices):
+        return choices[int(token) - 1].data
+    for choice in choices:
+        if token.lower() == choice.label.lower():
+            return choice.data
+    return None
+
+
+class ConsoleChat:
+    """Feeds lines to the engine as one user and prints what it says back."""
+
+    def __init__(self, engine: Engine, user: str, display_name: str, out: TextIO):
+        self.engine = engine
+        self.user = f"console:{user}"
+        self.display_name = display_name
+        self.out = out
+        self._choices: tuple[Choice, ...] = ()
+
+    async def send(self, line: str) -> list[Reply]:
+        choice = _choice_for(line, self._choices) if self._choices else None
+        event = Event(user=self.user, display_name=self.display_name,
+                      text="" if choice else line, choice=choice)
+        replies = await self.engine.handle(event)
+        for reply in replies:
+            print(render(reply), file=self.out, flush=True)
+        if replies:
+            self._choices = replies[-1].choices
+        return replies
+
+    async def greet(self) -> None:
+        await self.send("/start")
+
+
+def _decode(raw: bytes) -> str:
+    # Undecodable bytes become U+FFFD, which the engine recognises as binary input.
+    return raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+
+async def run_piped(chat: ConsoleChat, stream: BinaryIO) -> None:
+    await chat.greet()
+    for raw in stream:
+        await chat.send(_decode(raw))
+
+
+async def run_interactive(chat: ConsoleChat, stdin: TextIO) -> None:
+    await chat.greet()
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            line = await loop.run_in_executor(None, _read_line)
+        except (EOFError, KeyboardInterrupt):
+            print("", file=chat.out)
+            return
+        if line.strip().lower() in ("/quit", "/exit"):
+            return
+        await chat.send(line)
+
+
+def _read_line() -> str:
+    return input("you> ")
+
+
+def run_console(engine: Engine, user: str, display_name: str = "") -> None:
+    chat = ConsoleChat(engine, user, display_name or user, sys.stdout)
+    if sys.stdin.isatty():
+        asyncio.run(run_interactive(chat, sys.stdin))
+    else:
+        asyncio.run(run_piped(chat, sys.stdin.buffer))

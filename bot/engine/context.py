@@ -1,0 +1,120 @@
+"""What every flow in the engine shares: the ports, the prompt data, settings and model helpers.
+
+Flows (reflection, journal commands) receive one Context rather than a dozen
+arguments. The model helpers here are the single place where generated text
+meets the guard and the curated fallbacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from .guard import Guard
+from .ports import Clock, Embedder, Generator, Journal, Literature
+from .prompt_data import PromptData
+from .records import Reply
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    protocol: str = "after_meeting"
+    followups: bool = True
+    offer_literature: bool = True
+    max_message_chars: int = 50_000
+    model_input_chars: int = 1_500
+    timezone: str = "Europe/London"
+    data_dir_label: str = "the data directory"
+    idle_hours: float = 12.0
+    search_min_similarity: float = 0.20
+    search_margin: float = 0.08
+    journal_page: int = 10
+
+
+@dataclass
+class Context:
+    journal: Journal
+    generator: Generator | None
+    literature: Literature | None
+    embedder: Embedder | None
+    prompts: PromptData
+    settings: Settings
+    clock: Clock
+    guard: Guard = field(init=False)
+    # Users already told that the model is unavailable: we say so once, not every turn.
+    _told_unavailable: set[str] = field(default_factory=set, init=False)
+
+    def __post_init__(self) -> None:
+        self.guard = Guard(self.prompts.guard, avoid=self.prompts.known_questions())
+        self.tz = ZoneInfo(self.settings.timezone)
+
+    def say(self, key: str, **values: object) -> str:
+        return self.prompts.say(key, **values)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def local(self, moment: datetime) -> str:
+        return moment.astimezone(self.tz).strftime("%a %d %b %Y %H:%M")
+
+    def is_idle(self, touched_iso: str) -> bool:
+        touched = datetime.fromisoformat(touched_iso)
+        return self.now() - touched > timedelta(hours=self.settings.idle_hours)
+
+    def trim(self, text: str) -> str:
+        """The model sees at most the last part of a long answer: enough for one question."""
+        limit = self.settings.model_input_chars
+        return text if len(text) <= limit else "…" + text[-limit:]
+
+    def embed(self, text: str) -> list[float] | None:
+        if self.embedder is None or not text.strip():
+            return None
+        try:
+            return self.embedder.embed([text])[0]
+        except Exception as exc:  # embedding is a nicety: never lose an entry over it
+            log.warning("embedding failed: %s", type(exc).__name__)
+            return None
+
+    async def _generate(self, user: str, task: str, variables: dict[str, str],
+                        notices: list[Reply]) -> str | None:
+        if self.generator is None:
+            status = "unavailable"
+            text = ""
+        else:
+            try:
+                outcome = await self.generator.generate(user, task, variables)
+                status, text = outcome.status, outcome.text
+            except Exception as exc:  # a model bug must never break a reflection
+                log.warning("generation raised %s", type(exc).__name__)
+                status, text = "failed", ""
+        if status != "ok":
+            if user not in self._told_unavailable:
+                self._told_unavailable.add(user)
+                notices.append(Reply(self.say("model_unavailable")))
+            return None
+        return text
+
+    async def followup(self, user: str, question: str, answer: str, source: str,
+                       fallbacks: tuple[str, ...], notices: list[Reply]) -> tuple[str, bool]:
+        """A follow-up question that passed the guard, or a curated one. Returns (text, generated)."""
+        text = await self._generate(user, "followup", {"question": question, "answer": self.trim(answer)},
+                                    notices)
+        if text is not None:
+            text = text.strip()
+            if self.guard.check_followup(text, source).ok:
+                return text, True
+        return fallbacks[zlib.crc32(answer.encode("utf-8")) % len(fallbacks)], False
+
+    async def summary(self, user: str, answers_block: str, source: str, fallback: str,
+                      notices: list[Reply]) -> tuple[str, bool]:
+        text = await self._generate(user, "summary", {"answers": answers_block}, notices)
+        if text is not None:
+            text = self.guard.tidy_summary(text)
+            if self.guard.check_summary(text, source).ok:
+                return text, True
+        return fallback, False

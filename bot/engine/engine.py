@@ -1,0 +1,178 @@
+"""The engine: events in, replies out. Pure: it reaches storage, model and literature only through ports.
+
+Every transport (console now, Telegram next) hands the engine an Event and
+sends back the Replies it returns, so the same transcript gives the same
+replies everywhere. One user's events are handled one at a time, in order;
+different users never wait for each other here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+from .context import Context
+from .inputs import Command, clean, parse_command, problem_with
+from .journal_commands import JournalCommands
+from .records import Entry, Event, Reply
+from .reflection import Reflection, first_sentence
+
+log = logging.getLogger(__name__)
+
+# Commands that work whatever the user is in the middle of.
+REFLECTION_COMMANDS = {"skip", "back"}
+
+
+class Engine:
+    """Spanner's conversation logic. Build it once, at start-up, in bot.compose."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.reflection = Reflection(ctx)
+        self.journal = JournalCommands(ctx)
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def handle(self, event: Event) -> list[Reply]:
+        """Handle one event for one user; replies are in the order to send them."""
+        async with self._locks[event.user]:
+            self.ctx.journal.ensure_user(event.user, event.display_name)
+            state = self.ctx.journal.load_state(event.user)
+            before = repr(state)
+            try:
+                replies = await self._dispatch(event, state)
+            except Exception as exc:
+                # Log the type only: never the text a user wrote (promise 13).
+                log.error("engine error %s while handling an event", type(exc).__name__)
+                return [Reply(self.ctx.say("error"))]
+            if repr(state) != before:
+                self.ctx.journal.save_state(event.user, state)
+            return [r for r in replies if r.text]
+
+    async def _dispatch(self, event: Event, state: dict) -> list[Reply]:
+        if event.choice is not None:
+            return await self._on_choice(event.user, event.choice, state)
+        problem = problem_with(event.text, self.ctx.settings.max_message_chars)
+        if problem:
+            key, values = problem
+            return [Reply(self.ctx.say(key, **values))]
+        text = clean(event.text)
+        command = parse_command(text)
+        if command is not None:
+            return await self._on_command(event, command, state)
+        return await self._on_text(event.user, text, state)
+
+    # ----- commands ---------------------------------------------------------
+
+    async def _on_command(self, event: Event, cmd: Command, state: dict) -> list[Reply]:
+        user, name, args = event.user, cmd.name, cmd.args
+        reflect = state.get("reflect")
+        if name == "start":
+            return self.greet(event, state)
+        if name == "help":
+            return [Reply(self.ctx.say("help"))]
+        if name == "privacy":
+            return [Reply(self.ctx.say("privacy", data_dir=self.ctx.settings.data_dir_label))]
+        if name == "reflect":
+            state.pop("pending", None)
+            return self.reflection.start(user, state)
+        if name == "resume":
+            if not reflect:
+                return [Reply(self.ctx.say("nothing_to_resume"))]
+            state.pop("pending", None)
+            return self.reflection.resume(reflect)
+        if name == "cancel":
+            if state.pop("pending", None):
+                return [Reply(self.ctx.say("edit_cancelled"))]
+            if state.pop("reflect", None):
+                return [Reply(self.ctx.say("cancelled"))]
+            return [Reply(self.ctx.say("nothing_to_cancel"))]
+        if name in REFLECTION_COMMANDS:
+            if not reflect:
+                return [Reply(self.ctx.say("not_in_reflection", command=f"/{name}"))]
+            if name == "skip":
+                return await self.reflection.skip(user, reflect)
+            return self.reflection.back(reflect)
+        if name == "note":
+            if not args:
+                return [Reply(self.ctx.say("note_usage"))]
+            return self._save_note(user, args, state)
+        if name == "journal":
+            return self.journal.journal(user)
+        if name == "show":
+            return self.journal.show(user, args)
+        if name == "edit":
+            return self.journal.edit(user, args, state)
+        if name == "delete":
+            return self.journal.delete(user, args, state)
+        if name == "search":
+            return self.journal.search(user, args)
+        return [Reply(self.ctx.say("unknown_command", command=f"/{name}"))]
+
+    def greet(self, event: Event, state: dict) -> list[Reply]:
+        name = event.display_name or event.user.split(":", 1)[-1]
+        replies = [Reply(self.ctx.say("welcome", name=name))]
+        if state.get("reflect"):
+            replies.append(Reply(self.ctx.say("pending_at_start",
+                                              **self.reflection.describe_pending(state["reflect"]))))
+        return replies
+
+    # ----- choices (buttons) ------------------------------------------------
+
+    async def _on_choice(self, user: str, data: str, state: dict) -> list[Reply]:
+        reflect = state.get("reflect")
+        if data == "r:resume" and reflect:
+            return self.reflection.resume(reflect)
+        if data == "r:restart":
+            return self.reflection.restart(user, state)
+        if data.startswith("r:"):
+            if not reflect:
+                return [Reply(self.ctx.say("nothing_to_resume"))]
+            replies, entry = await self.reflection.on_choice(user, reflect, data)
+            return replies + self._finish(user, entry, state)
+        parts = data.split(":")
+        if parts[0] == "del" and len(parts) == 3 and parts[2].isdigit():
+            return self.journal.confirm_delete(user, int(parts[2]), parts[1] == "yes", state)
+        if parts[0] == "edit" and len(parts) >= 3 and parts[1].isdigit():
+            return self.journal.choose_field(user, int(parts[1]), ":".join(parts[2:]), state)
+        # A stale or forged button: say what we can do instead of guessing.
+        return [Reply(self.ctx.say("choose_option"))]
+
+    # ----- plain text -------------------------------------------------------
+
+    async def _on_text(self, user: str, text: str, state: dict) -> list[Reply]:
+        pending = state.get("pending")
+        if pending and pending["action"] == "delete":
+            word = text.strip().lower().rstrip(".!")
+            yes = word in ("yes", "y", "delete", "yes, delete")
+            replies = self.journal.confirm_delete(user, pending["number"], yes, state)
+            if yes or word in ("no", "n", "keep", "no, keep it"):
+                return replies
+            # They moved on: keep the entry and treat this message as it stands.
+            return replies + await self._on_text(user, text, state)
+        if pending and pending["action"] == "edit":
+            if pending.get("field") is None:
+                return self.journal.pick_field_by_text(user, text, state)
+            return self.journal.apply_edit(user, text, state)
+        reflect = state.get("reflect")
+        if reflect and not self.ctx.is_idle(reflect["touched"]):
+            replies, entry = await self.reflection.on_text(user, reflect, text)
+            return replies + self._finish(user, entry, state)
+        return self._save_note(user, text, state)
+
+    def _finish(self, user: str, entry: Entry | None, state: dict) -> list[Reply]:
+        """Save a confirmed reflection; only then drop its in-progress state."""
+        if entry is None:
+            return []
+        state.pop("reflect", None)
+        # Entry and cleared state commit together: a crash can't leave both or neither.
+        saved = self.ctx.journal.add_entry(user, entry, self.ctx.embed(entry.full_text()), state=state)
+        return [Reply(self.ctx.say("reflection_saved", number=saved.number))]
+
+    def _save_note(self, user: str, text: str, state: dict) -> list[Reply]:
+        entry = Entry(kind="note", note=text, title=first_sentence(text, 80))
+        saved = self.ctx.journal.add_entry(user, entry, self.ctx.embed(text))
+        if state.get("reflect"):
+            started = self.reflection.describe_pending(state["reflect"])["started"]
+            return [Reply(self.ctx.say("note_saved_with_pending", number=saved.number, started=started))]
+        return [Reply(self.ctx.say("note_saved", number=saved.number))]

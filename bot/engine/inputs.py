@@ -1,0 +1,60 @@
+"""Recognises bad input and commands before any flow sees a message.
+
+Bad input (empty, huge, binary) is answered with a clear message and changes
+nothing: the user's reflection stays exactly where it was.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+COMMAND_RE = re.compile(r"^/([A-Za-z][A-Za-z0-9_]{0,31})(?:@[A-Za-z0-9_]+)?(?:\s+(.*))?$", re.S)
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    args: str
+
+
+def parse_command(text: str) -> Command | None:
+    """'/show@SpannerBot 3' -> Command('show', '3'). Plain text -> None."""
+    match = COMMAND_RE.match(text.strip())
+    if not match:
+        return None
+    return Command(match.group(1).lower(), (match.group(2) or "").strip())
+
+
+def looks_binary(text: str) -> bool:
+    """NUL bytes, undecodable bytes or mostly control characters: not something a person typed."""
+    if "\x00" in text:
+        return True
+    sample = text[:4000]
+    if not sample:
+        return False
+    odd = sum(1 for ch in sample
+              if ch == "\ufffd" or (unicodedata.category(ch) in ("Cc", "Cs", "Co") and ch not in "\n\r\t"))
+    return odd / len(sample) > 0.1
+
+
+def problem_with(text: str, limit: int) -> tuple[str, dict] | None:
+    """The message key and values that explain why this text can't be taken, or None."""
+    if looks_binary(text):
+        return "binary", {}
+    if not text.strip():
+        return "empty", {}
+    if len(text) > limit:
+        return "too_long", {"length": f"{len(text):,}", "limit": f"{limit:,}"}
+    return None
+
+
+def parse_number(args: str) -> int | None:
+    token = args.strip().lstrip("#")
+    return int(token) if token.isdigit() and len(token) < 10 else None
+
+
+def clean(text: str) -> str:
+    """Normalise line endings and strip trailing space, keeping every word."""
+    return "\n".join(line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")).strip()

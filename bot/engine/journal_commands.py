@@ -1,0 +1,211 @@
+"""Journal commands over the user's own entries: /journal, /show, /edit, /delete, /search.
+
+Every lookup goes through the Journal port with the asking user's handle, so
+an entry number can only ever reach that user's own entries.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .context import Context
+from .inputs import parse_number
+from .records import Choice, Entry, Reply
+from .reflection import first_sentence, parse_tags
+
+TERM_RE = re.compile(r"\w[\w'’-]*", re.U)
+
+
+def label(entry: Entry) -> str:
+    text = entry.summary or entry.note or entry.title or "(empty)"
+    return first_sentence(text, 70)
+
+
+class JournalCommands:
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+
+    def _line(self, entry: Entry) -> str:
+        kind = "Reflection" if entry.kind == "reflection" else "Note"
+        when = self.ctx.local(entry.created_at) if entry.created_at else ""
+        tags = f" [{', '.join(entry.tags)}]" if entry.tags else ""
+        return f"#{entry.number} · {when} · {kind}: {label(entry)}{tags}"
+
+    def journal(self, user: str) -> list[Reply]:
+        entries = self.ctx.journal.list_entries(user, self.ctx.settings.journal_page)
+        if not entries:
+            return [Reply(self.ctx.say("no_entries"))]
+        lines = [self.ctx.say("journal_header")] + [self._line(e) for e in entries]
+        total = self.ctx.journal.count_entries(user)
+        if total > len(entries):
+            lines.append(self.ctx.say("journal_more", shown=len(entries), total=total))
+        return [Reply("\n".join(lines))]
+
+    def _lookup(self, user: str, args: str, command: str) -> tuple[Entry | None, list[Reply]]:
+        number = parse_number(args)
+        if number is None:
+            return None, [Reply(self.ctx.say("number_usage", command=command))]
+        entry = self.ctx.journal.get_entry(user, number)
+        if entry is None:
+            return None, [Reply(self.ctx.say("not_found", number=number))]
+        return entry, []
+
+    def show(self, user: str, args: str) -> list[Reply]:
+        entry, problem = self._lookup(user, args, "/show")
+        if entry is None:
+            return problem
+        kind = "Reflection" if entry.kind == "reflection" else "Quick note"
+        lines = [f"#{entry.number} · {kind} · {self.ctx.local(entry.created_at)}"]
+        if entry.note:
+            lines.append(entry.note)
+        for a in entry.answers:
+            lines.append(f"\n{a.question}")
+            lines.append("(skipped)" if a.skipped else a.answer)
+            if a.followup_question:
+                lines.append(f"  {a.followup_question}")
+                lines.append(f"  {a.followup_answer or '(skipped)'}")
+        if entry.summary:
+            lines.append(f"\nSummary: {entry.summary}")
+        if entry.tags:
+            lines.append(f"Tags: {', '.join(entry.tags)}")
+        if entry.suggestion:
+            lines.append(f"Idea offered: {entry.suggestion}")
+        return [Reply("\n".join(lines))]
+
+    # ----- delete -----------------------------------------------------------
+
+    def delete(self, user: str, args: str, user_state: dict) -> list[Reply]:
+        entry, problem = self._lookup(user, args, "/delete")
+        if entry is None:
+            return problem
+        user_state["pending"] = {"action": "delete", "number": entry.number}
+        return [Reply(self.ctx.say("delete_confirm", number=entry.number, label=label(entry)),
+                      (Choice("Yes, delete", f"del:yes:{entry.number}"), Choice("No, keep it", f"del:no:{entry.number}")))]
+
+    def confirm_delete(self, user: str, number: int, yes: bool, user_state: dict) -> list[Reply]:
+        user_state.pop("pending", None)
+        if yes and self.ctx.journal.delete_entry(user, number):
+            return [Reply(self.ctx.say("deleted", number=number))]
+        if yes:
+            return [Reply(self.ctx.say("not_found", number=number))]
+        return [Reply(self.ctx.say("delete_kept", number=number))]
+
+    # ----- edit -------------------------------------------------------------
+
+    def _fields(self, entry: Entry) -> list[tuple[str, str]]:
+        """(field key, label) pairs a user can change in this entry."""
+        fields = []
+        if entry.kind == "note":
+            fields.append(("note", "The note"))
+        else:
+            fields.append(("summary", "Summary"))
+        fields.append(("tags", "Tags"))
+        for a in entry.answers:
+            title = self._step_title(a.step_id, entry.protocol)
+            fields.append((f"answer:{a.step_id}", title))
+        return fields
+
+    def _step_title(self, step_id: str, protocol: str) -> str:
+        proto = self.ctx.prompts.protocols.get(protocol)
+        if proto:
+            for step in proto.steps:
+                if step.id == step_id:
+                    return step.title
+        return step_id.replace("_", " ").capitalize()
+
+    def edit(self, user: str, args: str, user_state: dict) -> list[Reply]:
+        entry, problem = self._lookup(user, args, "/edit")
+        if entry is None:
+            return problem
+        user_state["pending"] = {"action": "edit", "number": entry.number, "field": None}
+        choices = tuple(Choice(title, f"edit:{entry.number}:{key}") for key, title in self._fields(entry))
+        return [Reply(self.ctx.say("edit_which", number=entry.number), choices)]
+
+    def choose_field(self, user: str, number: int, key: str, user_state: dict) -> list[Reply]:
+        entry = self.ctx.journal.get_entry(user, number)
+        if entry is None:
+            user_state.pop("pending", None)
+            return [Reply(self.ctx.say("not_found", number=number))]
+        fields = dict(self._fields(entry))
+        if key not in fields:
+            return self.edit(user, str(number), user_state)
+        user_state["pending"] = {"action": "edit", "number": number, "field": key}
+        if key == "tags":
+            return [Reply(self.ctx.say("edit_tags_prompt", current=", ".join(entry.tags) or "(none)"))]
+        current = self._get(entry, key)
+        return [Reply(self.ctx.say("edit_prompt", field=fields[key].lower(), current=current or "(empty)"))]
+
+    def pick_field_by_text(self, user: str, text: str, user_state: dict) -> list[Reply]:
+        pending = user_state["pending"]
+        entry = self.ctx.journal.get_entry(user, pending["number"])
+        if entry is None:
+            user_state.pop("pending", None)
+            return [Reply(self.ctx.say("not_found", number=pending["number"]))]
+        fields = self._fields(entry)
+        wanted = text.strip().lower()
+        for i, (key, title) in enumerate(fields, start=1):
+            if wanted in (title.lower(), key, str(i)):
+                return self.choose_field(user, entry.number, key, user_state)
+        return self.edit(user, str(entry.number), user_state)
+
+    @staticmethod
+    def _get(entry: Entry, key: str) -> str:
+        if key == "note":
+            return entry.note
+        if key == "summary":
+            return entry.summary
+        step_id = key.removeprefix("answer:")
+        return next((a.answer for a in entry.answers if a.step_id == step_id), "")
+
+    def apply_edit(self, user: str, text: str, user_state: dict) -> list[Reply]:
+        pending = user_state.pop("pending")
+        entry = self.ctx.journal.get_entry(user, pending["number"])
+        if entry is None:
+            return [Reply(self.ctx.say("not_found", number=pending["number"]))]
+        key = pending["field"]
+        if key == "tags":
+            entry.tags = parse_tags(text)
+        elif key == "note":
+            entry.note = text
+            entry.title = first_sentence(text, 80)
+        elif key == "summary":
+            entry.summary = text
+        else:
+            step_id = key.removeprefix("answer:")
+            for a in entry.answers:
+                if a.step_id == step_id:
+                    a.answer, a.skipped = text, False
+        self.ctx.journal.update_entry(user, entry, self.ctx.embed(entry.full_text()))
+        return [Reply(self.ctx.say("edited", number=entry.number))]
+
+    # ----- search -----------------------------------------------------------
+
+    def search(self, user: str, query: str) -> list[Reply]:
+        query = query.strip()
+        if not query:
+            return [Reply(self.ctx.say("search_usage"))]
+        terms = [t.lower() for t in TERM_RE.findall(query) if len(t) > 1] or [query.lower()]
+        qvec = self.ctx.embed(query)
+        candidates = []
+        for entry, vec in self.ctx.journal.search_candidates(user):
+            haystack = entry.full_text().lower()
+            keyword = sum(1 for t in terms if re.search(rf"\b{re.escape(t)}", haystack)) / len(terms)
+            meaning = _cosine(qvec, vec) if qvec is not None and vec is not None else 0.0
+            candidates.append((keyword, meaning, entry))
+        # Similarity scores of short texts drift with length and wording, so a meaning-only
+        # match must clear a floor and sit close to the best match, not just any fixed bar.
+        best = max((m for _, m, _ in candidates), default=0.0)
+        bar = max(self.ctx.settings.search_min_similarity, best - self.ctx.settings.search_margin)
+        scored = [(k + m, e) for k, m, e in candidates if k > 0 or m >= bar]
+        if not scored:
+            return [Reply(self.ctx.say("search_none", query=query))]
+        scored.sort(key=lambda pair: (-pair[0], -pair[1].number))
+        lines = [self.ctx.say("search_header", query=query)] + [self._line(e) for _, e in scored[:8]]
+        return [Reply("\n".join(lines))]
+
+
+def _cosine(a, b) -> float:
+    dot = sum(x * y for x, y in zip(a, b))
+    na = sum(x * x for x in a) ** 0.5
+    nb = sum(y * y for y in b) ** 0.5
+    return dot / (na * nb) if na and nb else 0.0

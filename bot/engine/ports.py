@@ -1,0 +1,89 @@
+"""The engine's ports: the small Protocols through which it reaches the outside.
+
+The engine depends on these shapes only. storage/ implements Journal, bot/llm
+implements Generator, bot/retrieval implements Literature and Embedder. Tests
+may pass their own implementations where they must control a boundary (a
+clock, a model that fails).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Iterable, Literal, Protocol, Sequence
+
+from .records import Entry
+
+Status = Literal["ok", "unavailable", "failed", "timeout"]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What the model gave back, or why it gave nothing."""
+
+    text: str
+    status: Status = "ok"
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One idea from a literature card, always with its source."""
+
+    card_id: str
+    title: str
+    citation: str
+    idea: str
+    themes: tuple[str, ...]
+    similarity: float
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class Journal(Protocol):
+    """A user's own journal and conversation state. Decrypts for its owner only."""
+
+    def ensure_user(self, user: str, display_name: str = "") -> None: ...
+
+    def add_entry(self, user: str, entry: Entry, vector: Sequence[float] | None,
+                  state: dict | None = None) -> Entry:
+        """Save a new entry, numbered per user; with `state`, save that state in the same transaction."""
+
+    def update_entry(self, user: str, entry: Entry, vector: Sequence[float] | None) -> None: ...
+
+    def get_entry(self, user: str, number: int) -> Entry | None: ...
+
+    def list_entries(self, user: str, limit: int) -> list[Entry]: ...
+
+    def count_entries(self, user: str) -> int: ...
+
+    def delete_entry(self, user: str, number: int) -> bool: ...
+
+    def search_candidates(self, user: str) -> Iterable[tuple[Entry, Sequence[float] | None]]: ...
+
+    def load_state(self, user: str) -> dict: ...
+
+    def save_state(self, user: str, state: dict) -> None: ...
+
+
+class Generator(Protocol):
+    """The local model. `task` names a template in prompts/templates."""
+
+    @property
+    def available(self) -> bool: ...
+
+    async def generate(self, user: str, task: str, variables: dict[str, str],
+                       on_partial: Callable[[str], None] | None = None) -> Generation: ...
+
+
+class Literature(Protocol):
+    """Public literature only: never user journals."""
+
+    def suggest(self, query: str) -> Suggestion | None: ...
+
+    def themes(self, query: str, limit: int = 3) -> list[str]: ...
+
+
+class Embedder(Protocol):
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...

@@ -1,0 +1,222 @@
+"""Reads and validates the editable data in prompts/: protocols, messages, guard rules, templates.
+
+Organisations adapt Spanner by editing these files, so a mistake must be easy
+to find: PromptDataError names the file, the line and the fix. Everything is
+checked at start-up, never half-way through someone's reflection.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class PromptDataError(Exception):
+    """A prompts/ file is malformed: the message names file, line and fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Step(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    title: str = Field(min_length=1, max_length=80)
+    question: str = Field(min_length=3, max_length=1000)
+    hint: str = ""
+    options: tuple[str, ...] = ()
+    followup: bool = False
+    own_reading: bool = False
+    fallbacks: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("fallbacks")
+    @classmethod
+    def _questions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for line in v:
+            if not line.strip().endswith("?"):
+                raise ValueError(f"fallback {line!r} must be a question ending with '?'")
+        return v
+
+
+class Protocol(_Strict):
+    name: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    intro: str = ""
+    steps: tuple[Step, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "Protocol":
+        seen: set[str] = set()
+        for step in self.steps:
+            if step.id in seen:
+                raise ValueError(f"step id {step.id!r} is used twice; give each step its own id")
+            seen.add(step.id)
+        return self
+
+    def index_of(self, step_id: str) -> int:
+        return next(i for i, s in enumerate(self.steps) if s.id == step_id)
+
+
+class GuardLimits(_Strict):
+    min_chars: int = Field(ge=1)
+    max_chars: int = Field(ge=1)
+    max_words: int = Field(default=200, ge=1)
+    min_overlap: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class GuardRules(_Strict):
+    judging: tuple[str, ...]
+    common_capitalised: tuple[str, ...]
+    followup: GuardLimits
+    summary: GuardLimits
+
+
+class Template(_Strict):
+    stop: tuple[str, ...] = ()
+    completion: str = Field(min_length=1)
+    system: str = Field(min_length=1)
+    user: str = Field(min_length=1)
+
+
+# Every message key the engine uses, with the placeholders it fills.
+MESSAGE_KEYS: dict[str, set[str]] = {
+    "welcome": {"name"}, "help": set(), "privacy": {"data_dir"},
+    "unknown_command": {"command"}, "empty": set(), "binary": set(), "too_long": {"length", "limit"},
+    "note_saved": {"number"}, "note_saved_with_pending": {"number", "started"}, "note_usage": set(),
+    "model_unavailable": set(), "no_entries": set(), "journal_header": set(),
+    "journal_more": {"shown", "total"}, "not_found": {"number"}, "number_usage": {"command"},
+    "delete_confirm": {"number", "label"}, "deleted": {"number"}, "delete_kept": {"number"},
+    "edit_which": {"number"}, "edit_prompt": {"field", "current"}, "edit_tags_prompt": {"current"},
+    "edited": {"number"}, "edit_cancelled": set(), "search_usage": set(), "search_none": {"query"},
+    "search_header": {"query"}, "nothing_to_resume": set(), "nothing_to_cancel": set(),
+    "cancelled": set(), "resume_or_restart": {"started", "step", "total"},
+    "pending_at_start": {"started", "step", "total"}, "not_in_reflection": {"command"},
+    "summary_proposal": {"summary", "tags"}, "summary_edit_prompt": set(), "tags_updated": {"tags"},
+    "reflection_saved": {"number"}, "literature": {"idea", "title", "citation"},
+    "choose_option": set(), "error": set(),
+}
+
+
+@dataclass(frozen=True)
+class PromptData:
+    """Everything loaded from prompts/, validated."""
+
+    protocols: dict[str, Protocol]
+    messages: dict[str, str]
+    guard: GuardRules
+    templates: dict[str, Template]
+
+    def say(self, key: str, **values: object) -> str:
+        return self.messages[key].format(**values)
+
+    def known_questions(self) -> tuple[str, ...]:
+        """Questions a generated follow-up must not parrot: the steps' own and the templates' examples."""
+        steps = [s.question for p in self.protocols.values() for s in p.steps]
+        examples = [line.split(":", 1)[1] for t in self.templates.values()
+                    for line in t.completion.splitlines()
+                    if line.startswith(("Question:", "Summary:")) and line.split(":", 1)[1].strip()]
+        return tuple(steps + examples)
+
+
+def _line_of(text: str, loc: tuple) -> int | None:
+    """Best guess at the line a validation error points to, so the fix is easy to find."""
+    lines = text.splitlines()
+    if len(loc) >= 2 and isinstance(loc[1], int):
+        table, index = str(loc[0]), loc[1]
+        headers = [i for i, ln in enumerate(lines) if ln.strip() == f"[[{table}]]"]
+        if index < len(headers):
+            start = headers[index]
+            end = headers[index + 1] if index + 1 < len(headers) else len(lines)
+            if len(loc) >= 3:
+                key = str(loc[2])
+                for i in range(start, end):
+                    if re.match(rf"\s*{re.escape(key)}\s*=", lines[i]):
+                        return i + 1
+            return start + 1
+    if loc:
+        key = str(loc[-1] if not isinstance(loc[-1], int) else loc[0])
+        for i, ln in enumerate(lines):
+            if re.match(rf"\s*{re.escape(key)}\s*=", ln):
+                return i + 1
+    return None
+
+
+def _load_toml(path: Path) -> tuple[dict, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PromptDataError(f"{path}: file not found; fix: restore it from the repository") from None
+    except UnicodeDecodeError:
+        raise PromptDataError(f"{path}: not UTF-8 text; fix: save it as UTF-8") from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        raise PromptDataError(f"{path}: {exc}; fix: correct the TOML on that line") from None
+
+
+def _validate(model: type[BaseModel], path: Path, data: dict, text: str):
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        line = _line_of(text, loc)
+        where = f"line {line}" if line else "top"
+        key = ".".join(str(p) for p in loc) or "(file)"
+        msg = err["msg"].removeprefix("Value error, ")
+        fix = "remove it or check the spelling" if err["type"] == "extra_forbidden" else \
+            "add it" if err["type"] == "missing" else "see the comments at the top of the file"
+        raise PromptDataError(f"{path}: {where}: {key}: {msg}; fix: {fix}") from None
+
+
+def _placeholders(text: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(text) if f}
+
+
+def load_prompt_data(prompts_dir: Path) -> PromptData:
+    """Load and check every file in prompts/. Raises PromptDataError on the first problem."""
+    prompts_dir = Path(prompts_dir)
+    protocols: dict[str, Protocol] = {}
+    for path in sorted((prompts_dir / "reflection").glob("*.toml")):
+        data, text = _load_toml(path)
+        proto = _validate(Protocol, path, data, text)
+        if proto.name != path.stem:
+            raise PromptDataError(
+                f"{path}: line {_line_of(text, ('name',)) or 1}: name {proto.name!r} differs from the "
+                f"file name; fix: set name = \"{path.stem}\"")
+        protocols[proto.name] = proto
+    if not protocols:
+        raise PromptDataError(f"{prompts_dir / 'reflection'}: no protocol files; fix: restore after_meeting.toml")
+
+    mpath = prompts_dir / "messages.toml"
+    messages, mtext = _load_toml(mpath)
+    for key, needed in MESSAGE_KEYS.items():
+        if key not in messages or not isinstance(messages[key], str):
+            raise PromptDataError(f"{mpath}: {key}: missing; fix: add {key} = \"...\"")
+        try:
+            found = _placeholders(messages[key])
+        except ValueError as exc:
+            raise PromptDataError(f"{mpath}: line {_line_of(mtext, (key,))}: {key}: {exc}; "
+                                  "fix: write a literal brace as {{ or }}") from None
+        unknown = found - needed
+        if unknown:
+            raise PromptDataError(
+                f"{mpath}: line {_line_of(mtext, (key,))}: {key}: unknown placeholder "
+                f"{{{sorted(unknown)[0]}}}; fix: use only {sorted(needed) or 'no placeholders'}")
+
+    gpath = prompts_dir / "guard.toml"
+    gdata, gtext = _load_toml(gpath)
+    guard = _validate(GuardRules, gpath, gdata, gtext)
+
+    templates: dict[str, Template] = {}
+    for task in ("followup", "summary"):
+        tpath = prompts_dir / "templates" / f"{task}.toml"
+        tdata, ttext = _load_toml(tpath)
+        templates[task] = _validate(Template, tpath, tdata, ttext)
+    return PromptData(protocols=protocols, messages={k: str(v) for k, v in messages.items()},
+                      guard=guard, templates=templates)

@@ -1,0 +1,73 @@
+"""Plain data the engine passes across its ports: events in, replies out, entries.
+
+Nothing here knows about Telegram, SQL or llama.cpp. Storage adapters fill and
+read these records; transports turn events and replies into their own shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A button: a label a person reads, data the engine gets back."""
+
+    label: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message from the bot. Model text is marked so transports send it plain."""
+
+    text: str
+    choices: tuple[Choice, ...] = ()
+    generated: bool = False  # contains model output: send as plain text, no previews
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a user did: typed text or pressed a button (choice data)."""
+
+    user: str  # transport-qualified handle, e.g. "console:alex"
+    text: str = ""
+    choice: str | None = None
+    display_name: str = ""
+
+
+@dataclass
+class Answer:
+    """One step's answer inside a reflection, kept separately."""
+
+    step_id: str
+    question: str
+    answer: str = ""
+    followup_question: str = ""
+    followup_answer: str = ""
+    skipped: bool = False
+
+
+@dataclass
+class Entry:
+    """A journal entry as its owner sees it (decrypted by storage)."""
+
+    kind: str  # "reflection" or "note"
+    number: int = 0
+    protocol: str = ""
+    title: str = ""
+    note: str = ""
+    summary: str = ""
+    tags: list[str] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)
+    suggestion: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def full_text(self) -> str:
+        """Everything the user wrote in this entry, for search and embedding."""
+        parts = [self.title, self.note, self.summary, " ".join(self.tags)]
+        for a in self.answers:
+            parts += [a.answer, a.followup_answer]
+        return "\n".join(p for p in parts if p)

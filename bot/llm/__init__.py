@@ -1,0 +1,1 @@
+"""The local language model behind the engine's Generator port."""

@@ -1,0 +1,1 @@
+"""Literature retrieval: offline embeddings and a chroma index over knowledge/ (never journals)."""

@@ -1,0 +1,65 @@
+"""Literature cards in knowledge/: Markdown with front matter, our own words, full citations.
+
+Front matter keys: title, citation (full reference), themes (list of short
+tags), idea (one sentence offered to a user). The body is a short summary in
+our own words, split into chunks at blank lines for retrieval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import frontmatter
+
+REQUIRED = ("title", "citation", "themes", "idea")
+
+
+class CardError(Exception):
+    """A card is malformed: the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class Card:
+    card_id: str
+    title: str
+    citation: str
+    themes: tuple[str, ...]
+    idea: str
+    body: str
+    path: Path
+
+    def chunks(self) -> list[str]:
+        """The idea, then each paragraph, each prefixed by the title for context."""
+        paragraphs = [p.strip() for p in self.body.split("\n\n") if p.strip()]
+        return [f"{self.title}. {self.idea}"] + [f"{self.title}. {p}" for p in paragraphs]
+
+    def digest(self) -> str:
+        raw = "\x1f".join([self.title, self.citation, ",".join(self.themes), self.idea, self.body])
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
+
+
+def load_card(path: Path) -> Card:
+    try:
+        post = frontmatter.load(str(path))
+    except Exception as exc:
+        raise CardError(f"{path}: front matter could not be read ({type(exc).__name__}); "
+                        "fix: start the file with --- then key: value lines and ---") from None
+    missing = [k for k in REQUIRED if not post.metadata.get(k)]
+    if missing:
+        raise CardError(f"{path}: front matter lacks {', '.join(missing)}; fix: add {missing[0]}: ...")
+    themes = post.metadata["themes"]
+    if isinstance(themes, str):
+        themes = [t.strip() for t in themes.split(",")]
+    if not post.content.strip():
+        raise CardError(f"{path}: the card has no summary text; fix: write a short summary under the front matter")
+    return Card(card_id=path.stem, title=str(post.metadata["title"]).strip(),
+                citation=" ".join(str(post.metadata["citation"]).split()),
+                themes=tuple(str(t).strip().lower() for t in themes if str(t).strip()),
+                idea=" ".join(str(post.metadata["idea"]).split()), body=post.content.strip(), path=path)
+
+
+def load_cards(directory: Path) -> list[Card]:
+    cards = [load_card(p) for p in sorted(Path(directory).glob("*.md")) if p.name.lower() != "readme.md"]
+    return cards

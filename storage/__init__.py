@@ -1,0 +1,1 @@
+"""Spanner's persistence layer: SQLAlchemy models, encrypted fields, migrations, the Journal port."""

@@ -1,0 +1,234 @@
+"""SqlJournal: the engine's Journal port over SQLAlchemy, encrypting every piece of journal text.
+
+Each call is one short transaction. Text goes in and out through the owner's
+data key (storage.crypto); the database only ever holds ciphertext, user ids,
+numbers and timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+import uuid
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from bot.engine.records import Answer, Entry
+
+from .crypto import KeyFileError, KeyRing, field_aad, load_or_create_master_key, open_sealed, seal
+from .db import make_engine, upgrade
+from .models import AnswerRow, ConversationState, EntryRow, Meta, User, UserKey, utcnow
+
+log = logging.getLogger(__name__)
+
+ENTRY_FIELDS = ("title", "note", "summary", "tags", "suggestion")
+ANSWER_FIELDS = ("question", "answer", "followup_question", "followup_answer")
+
+
+class SqlJournal:
+    """Users, entries and conversation state in SQL; implements bot.engine.ports.Journal."""
+
+    def __init__(self, engine: Engine, keyring: KeyRing):
+        self.engine = engine
+        self.keys = keyring
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._check_master_key()
+
+    @classmethod
+    def open(cls, data_dir: Path, url: str | None = None) -> "SqlJournal":
+        """Open (and migrate) the database in data_dir with the master key beside it."""
+        data_dir = Path(data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(url or f"sqlite:///{data_dir / 'spanner.db'}")
+        upgrade(engine)
+        key = load_or_create_master_key(data_dir / "keys" / "master.key")
+        return cls(engine, KeyRing(key))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _check_master_key(self) -> None:
+        with self._sessions.begin() as s:
+            row = s.get(Meta, "key_check")
+            if row is None:
+                s.add(Meta(key="key_check", value=self.keys.new_check()))
+            elif not self.keys.verify_check(row.value):
+                raise KeyFileError("the master key does not match this database; "
+                                   "fix: restore the key file that was used with it (data_dir/keys/master.key)")
+
+    # ----- users and keys -----------------------------------------------------
+
+    def _user(self, s: Session, handle: str, create: bool = False, display_name: str = "") -> User | None:
+        user = s.scalar(select(User).where(User.handle == handle))
+        if user is None and create:
+            user = User(handle=handle, display_name=display_name[:200], next_number=1)
+            s.add(user)
+            s.flush()
+            s.add(UserKey(user_id=user.id, wrapped=self.keys.new_user_key(user.id)))
+            s.flush()
+        return user
+
+    def _key(self, s: Session, user: User) -> bytes:
+        wrapped = s.get(UserKey, user.id)
+        if wrapped is None:
+            raise KeyFileError("this user's data key is gone (the user was forgotten)")
+        return self.keys.user_key(user.id, wrapped.wrapped)
+
+    def ensure_user(self, user: str, display_name: str = "") -> None:
+        with self._sessions.begin() as s:
+            self._user(s, user, create=True, display_name=display_name)
+
+    # ----- encryption helpers -------------------------------------------------
+
+    @staticmethod
+    def _seal(key: bytes, user_id: int, table: str, uid: str, field: str, text: str) -> bytes:
+        return seal(key, text.encode("utf-8"), field_aad(user_id, table, uid, field))
+
+    @staticmethod
+    def _open(key: bytes, user_id: int, table: str, uid: str, field: str, blob: bytes) -> str:
+        return open_sealed(key, blob, field_aad(user_id, table, uid, field)).decode("utf-8")
+
+    def _write_entry(self, s: Session, key: bytes, user: User, row: EntryRow, entry: Entry,
+                     vector: Sequence[float] | None) -> None:
+        values = {"title": entry.title, "note": entry.note, "summary": entry.summary,
+                  "tags": json.dumps(entry.tags), "suggestion": entry.suggestion}
+        for name in ENTRY_FIELDS:
+            setattr(row, f"{name}_ct", self._seal(key, user.id, "entries", row.uid, name, values[name]))
+        row.vector_ct = None if vector is None else seal(
+            key, struct.pack(f"<{len(vector)}f", *vector), field_aad(user.id, "entries", row.uid, "vector"))
+        row.answers.clear()
+        s.flush()
+        for pos, a in enumerate(entry.answers):
+            aid = f"{row.uid}:{pos}"
+            ans = AnswerRow(position=pos, step_id=a.step_id, skipped=a.skipped)
+            for name in ANSWER_FIELDS:
+                setattr(ans, f"{name}_ct",
+                        self._seal(key, user.id, "entry_answers", aid, name, getattr(a, name)))
+            row.answers.append(ans)
+
+    def _read_entry(self, key: bytes, user_id: int, row: EntryRow) -> Entry:
+        text = {name: self._open(key, user_id, "entries", row.uid, name, getattr(row, f"{name}_ct"))
+                for name in ENTRY_FIELDS}
+        answers = []
+        for a in row.answers:
+            aid = f"{row.uid}:{a.position}"
+            fields = {name: self._open(key, user_id, "entry_answers", aid, name, getattr(a, f"{name}_ct"))
+                      for name in ANSWER_FIELDS}
+            answers.append(Answer(step_id=a.step_id, skipped=a.skipped, **fields))
+        return Entry(kind=row.kind, number=row.number, protocol=row.protocol, title=text["title"],
+                     note=text["note"], summary=text["summary"], tags=json.loads(text["tags"]),
+                     suggestion=text["suggestion"], answers=answers,
+                     created_at=row.created_at, updated_at=row.updated_at)
+
+    def _vector(self, key: bytes, user_id: int, row: EntryRow) -> list[float] | None:
+        if row.vector_ct is None:
+            return None
+        raw = open_sealed(key, row.vector_ct, field_aad(user_id, "entries", row.uid, "vector"))
+        return list(struct.unpack(f"<{len(raw) // 4}f", raw))
+
+    # ----- entries ------------------------------------------------------------
+
+    def add_entry(self, user: str, entry: Entry, vector: Sequence[float] | None,
+                  state: dict | None = None) -> Entry:
+        with self._sessions.begin() as s:
+            u = self._user(s, user, create=True)
+            key = self._key(s, u)
+            number = u.next_number
+            u.next_number = number + 1
+            now = utcnow()
+            row = EntryRow(uid=uuid.uuid4().hex, user_id=u.id, number=number, kind=entry.kind,
+                           protocol=entry.protocol, created_at=now, updated_at=now)
+            s.add(row)
+            self._write_entry(s, key, u, row, entry, vector)
+            if state is not None:
+                self._write_state(s, key, u, state)
+        entry.number, entry.created_at, entry.updated_at = number, now, now
+        return entry
+
+    def update_entry(self, user: str, entry: Entry, vector: Sequence[float] | None) -> None:
+        with self._sessions.begin() as s:
+            u = self._user(s, user)
+            row = self._row(s, u, entry.number)
+            if row is None:
+                raise LookupError("no such entry")
+            row.updated_at = utcnow()
+            self._write_entry(s, self._key(s, u), u, row, entry, vector)
+
+    @staticmethod
+    def _entries(u: User):
+        """The query for one user's entries, answers loaded with them: every read starts here."""
+        return select(EntryRow).options(selectinload(EntryRow.answers)).where(EntryRow.user_id == u.id)
+
+    def _row(self, s: Session, u: User | None, number: int) -> EntryRow | None:
+        if u is None:
+            return None
+        return s.scalar(self._entries(u).where(EntryRow.number == number))
+
+    def get_entry(self, user: str, number: int) -> Entry | None:
+        with self._sessions() as s:
+            u = self._user(s, user)
+            row = self._row(s, u, number)
+            return None if row is None else self._read_entry(self._key(s, u), u.id, row)
+
+    def list_entries(self, user: str, limit: int) -> list[Entry]:
+        with self._sessions() as s:
+            u = self._user(s, user)
+            if u is None:
+                return []
+            key = self._key(s, u)
+            rows = s.scalars(self._entries(u)
+                             .order_by(EntryRow.created_at.desc(), EntryRow.number.desc()).limit(limit))
+            return [self._read_entry(key, u.id, r) for r in rows]
+
+    def count_entries(self, user: str) -> int:
+        with self._sessions() as s:
+            u = self._user(s, user)
+            if u is None:
+                return 0
+            return s.scalar(select(func.count()).select_from(EntryRow).where(EntryRow.user_id == u.id)) or 0
+
+    def delete_entry(self, user: str, number: int) -> bool:
+        with self._sessions.begin() as s:
+            row = self._row(s, self._user(s, user), number)
+            if row is None:
+                return False
+            s.delete(row)
+            return True
+
+    def search_candidates(self, user: str) -> Iterable[tuple[Entry, Sequence[float] | None]]:
+        """All of this user's entries, decrypted in memory: there is no plaintext index on disk."""
+        with self._sessions() as s:
+            u = self._user(s, user)
+            if u is None:
+                return []
+            key = self._key(s, u)
+            rows = s.scalars(self._entries(u))
+            return [(self._read_entry(key, u.id, r), self._vector(key, u.id, r)) for r in rows]
+
+    # ----- conversation state -------------------------------------------------
+
+    def _write_state(self, s: Session, key: bytes, u: User, state: dict) -> None:
+        row = s.get(ConversationState, u.id)
+        blob = self._seal(key, u.id, "conversation_state", str(u.id), "state", json.dumps(state))
+        if row is None:
+            s.add(ConversationState(user_id=u.id, state_ct=blob, updated_at=utcnow()))
+        else:
+            row.state_ct, row.updated_at = blob, utcnow()
+
+    def load_state(self, user: str) -> dict:
+        with self._sessions() as s:
+            u = self._user(s, user)
+            row = s.get(ConversationState, u.id) if u else None
+            if row is None:
+                return {}
+            return json.loads(self._open(self._key(s, u), u.id, "conversation_state", str(u.id), "state",
+                                         row.state_ct))
+
+    def save_state(self, user: str, state: dict) -> None:
+        with self._sessions.begin() as s:
+            u = self._user(s, user, create=True)
+            self._write_state(s, self._key(s, u), u, state)

@@ -1,0 +1,118 @@
+"""The database schema as SQLAlchemy 2.x models. Text fields ending in _ct hold AES-GCM ciphertext.
+
+The schema changes only through migrations in storage/migrations/versions; a
+test checks that the migrations from blank produce exactly these tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (Boolean, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String,
+                        TypeDecorator, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timestamps with time zone everywhere: stored as UTC, always returned aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: Spanner stores timestamps with a time zone")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Meta(Base):
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    handle: Mapped[str] = mapped_column(String(200), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20), default="spanner")
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    next_number: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UserKey(Base):
+    __tablename__ = "user_keys"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EntryRow(Base):
+    __tablename__ = "entries"
+    __table_args__ = (UniqueConstraint("user_id", "number", name="uq_entries_user_number"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    protocol: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    title_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    note_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    summary_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    tags_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    suggestion_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    vector_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    answers: Mapped[list["AnswerRow"]] = relationship(
+        back_populates="entry", cascade="all, delete-orphan", order_by="AnswerRow.position",
+        passive_deletes=True)
+
+
+class AnswerRow(Base):
+    """One step's answer in a reflection: each kept separately, as the issue asks."""
+
+    __tablename__ = "entry_answers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    step_id: Mapped[str] = mapped_column(String(40))
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False)
+    question_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    answer_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    followup_question_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    followup_answer_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    entry: Mapped[EntryRow] = relationship(back_populates="answers")
+
+
+class ConversationState(Base):
+    """A user's in-progress reflection and pending action, so both survive a restart."""
+
+    __tablename__ = "conversation_state"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    state_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

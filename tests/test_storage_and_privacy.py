@@ -1,0 +1,136 @@
+"""Storage keeps journals encrypted and whole: migrations, plaintext scans, key files, row binding."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import stat
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from bot.engine.records import Answer, Entry
+from conftest import Chat, every_file_bytes
+from storage.crypto import DecryptionError, KeyFileError
+from storage.db import make_engine, upgrade
+from storage.journal import SqlJournal
+from storage.models import Base
+
+MARKER = "ZEBRA-PLAINTEXT-MARKER-7731"
+
+
+def test_migrations_from_blank_build_exactly_the_models_schema(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'blank.db'}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        version = conn.execute(text("select version_num from alembic_version")).scalar()
+    assert diffs == []
+    assert version == "0001"
+    upgrade(engine)  # running again at start-up is harmless
+    engine.dispose()
+
+
+def test_sqlite_runs_with_wal_foreign_keys_and_full_sync(tmp_path):
+    journal = SqlJournal.open(tmp_path)
+    with journal.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    journal.close()
+
+
+def test_journal_text_never_reaches_disk_in_plaintext(app, caplog):
+    caplog.set_level(logging.DEBUG)
+    c = Chat(app, "pat")
+    c.say(f"Quick note {MARKER} about the hospice.")
+    c.say("/reflect")
+    c.say(f"Board meeting where {MARKER} came up.")
+    c.say(f"Each wanted {MARKER} sorted.")
+    c.say(f"/search {MARKER}")
+    # Make sure WAL content exists on disk too, then also checkpoint it into the main file.
+    raw = sqlite3.connect(app.config.data_dir / "spanner.db")
+    files_before_checkpoint = dict(every_file_bytes(app.config.data_dir))
+    raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw.close()
+    files_after = dict(every_file_bytes(app.config.data_dir))
+    assert any(p.name.endswith("-wal") for p in files_before_checkpoint)
+    for path, content in list(files_before_checkpoint.items()) + list(files_after.items()):
+        assert MARKER.encode() not in content, f"plaintext in {path}"
+        assert MARKER.encode("utf-16-le") not in content, f"plaintext in {path}"
+    assert MARKER not in caplog.text
+    assert c.app.journal.get_entry(c.user, 1).note.startswith("Quick note " + MARKER)
+
+
+def test_a_ciphertext_moved_to_another_row_does_not_decrypt(tmp_path):
+    journal = SqlJournal.open(tmp_path)
+    journal.add_entry("console:a", Entry(kind="note", note="first"), None)
+    journal.add_entry("console:a", Entry(kind="note", note="second"), None)
+    with journal.engine.begin() as conn:
+        ct = conn.exec_driver_sql("select note_ct from entries where number = 1").scalar()
+        conn.exec_driver_sql("update entries set note_ct = ? where number = 2", (ct,))
+    with pytest.raises(DecryptionError):
+        journal.get_entry("console:a", 2)
+    assert journal.get_entry("console:a", 1).note == "first"
+    journal.close()
+
+
+def test_one_users_ciphertext_is_useless_under_another_users_row(tmp_path):
+    journal = SqlJournal.open(tmp_path)
+    journal.add_entry("console:a", Entry(kind="note", note="from a"), None)
+    journal.add_entry("console:b", Entry(kind="note", note="from b"), None)
+    with journal.engine.begin() as conn:
+        a_ct, a_uid = conn.exec_driver_sql(
+            "select note_ct, uid from entries e join users u on u.id = e.user_id where u.handle='console:a'").one()
+        conn.exec_driver_sql(
+            "update entries set note_ct = ?, uid = ? where user_id = (select id from users where handle='console:b')",
+            (a_ct, a_uid + "x"))
+    with pytest.raises(DecryptionError):
+        journal.get_entry("console:b", 1)
+    journal.close()
+
+
+def test_master_key_file_is_created_0600_and_kept_out_of_the_database(tmp_path):
+    journal = SqlJournal.open(tmp_path)
+    key_file = tmp_path / "keys" / "master.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = key_file.read_bytes()
+    journal.close()
+    for path, content in every_file_bytes(tmp_path):
+        if path != key_file:
+            assert key not in content
+
+
+def test_world_readable_key_file_is_refused(tmp_path):
+    SqlJournal.open(tmp_path).close()
+    key_file = tmp_path / "keys" / "master.key"
+    os.chmod(key_file, 0o644)
+    with pytest.raises(KeyFileError, match="chmod 600"):
+        SqlJournal.open(tmp_path)
+
+
+def test_wrong_master_key_stops_start_up_with_a_clear_message(tmp_path):
+    SqlJournal.open(tmp_path).close()
+    key_file = tmp_path / "keys" / "master.key"
+    key_file.write_bytes(os.urandom(32))
+    with pytest.raises(KeyFileError, match="does not match this database"):
+        SqlJournal.open(tmp_path)
+
+
+def test_each_steps_answer_is_stored_as_its_own_row(tmp_path):
+    journal = SqlJournal.open(tmp_path)
+    entry = Entry(kind="reflection", protocol="after_meeting", summary="s", answers=[
+        Answer("meeting", "What was it?", "A board."), Answer("wants", "What did they want?", "", skipped=True),
+        Answer("power", "Where was power?", "With finance.", "Why finance?", "Budgets.")])
+    journal.add_entry("console:a", entry, [0.1] * 384)
+    with journal.engine.connect() as conn:
+        rows = conn.exec_driver_sql("select step_id, skipped from entry_answers order by position").all()
+    assert rows == [("meeting", 0), ("wants", 1), ("power", 0)]
+    back = journal.get_entry("console:a", 1)
+    assert [a.answer for a in back.answers] == ["A board.", "", "With finance."]
+    assert back.answers[2].followup_answer == "Budgets."
+    journal.close()
