@@ -33,6 +33,18 @@ def _parser() -> argparse.ArgumentParser:
     ingest = sub.add_parser("ingest", parents=[common], help="(re)build the literature index from knowledge/")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    telegram = sub.add_parser("telegram", parents=[common], help="run the Telegram bot (polling or webhook)")
+    telegram.add_argument("--webhook", action="store_true", help="webhook mode (else telegram.mode)")
+
+    admin = sub.add_parser("admin", help="people and access (never journal content)")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    invite = admin_sub.add_parser("invite", parents=[common], help="create a single-use, expiring invite link")
+    invite.add_argument("--role", required=True, choices=["spanner", "mentee", "mentor", "supervisor", "admin"])
+    invite.add_argument("--hours", type=float, default=None, help="valid for this many hours (default from config)")
+    admin_sub.add_parser("users", parents=[common], help="list people and roles")
+    revoke = admin_sub.add_parser("revoke", parents=[common], help="remove someone's access")
+    revoke.add_argument("user", help="a handle from `spanner admin users` (or a Telegram user id)")
+
     bench = sub.add_parser("bench", parents=[common], help="print speed and memory numbers")
     bench.add_argument("--runs", type=int, default=20, help="follow-ups to time (default 20)")
     bench.add_argument("--synthetic-chunks", type=int, default=10_000,
@@ -97,6 +109,80 @@ def cmd_ingest(args) -> int:
     return 0
 
 
+def cmd_telegram(args) -> int:
+    import asyncio
+
+    from .adapters.telegram.serve import serve, telegram_token
+    from .compose import build_app
+
+    overrides = {"telegram.mode": "webhook"} if args.webhook else None
+    config = load_config(args.config, overrides=overrides)
+    token = telegram_token(config)  # checked before anything starts
+    app = build_app(config)
+    try:
+        for note in app.notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(f"spanner: Telegram bot running ({config.telegram.mode}); Ctrl-C stops it", file=sys.stderr)
+        asyncio.run(serve(app, token))
+    finally:
+        app.close()
+    return 0
+
+
+def cmd_admin(args) -> int:
+    from storage.journal import SqlJournal
+    from storage.people import People
+
+    config = load_config(args.config)
+    journal = SqlJournal.open(config.data_dir)
+    people = People(journal)
+    try:
+        if args.admin_command == "invite":
+            code = people.create_invite(args.role, args.hours or config.telegram.invite_hours)
+            username = config.telegram.bot_username or _bot_username(config)
+            print(f"https://t.me/{username}?start={code}")
+            print(f"(single use, {args.role}, valid {args.hours or config.telegram.invite_hours:g} hours)",
+                  file=sys.stderr)
+        elif args.admin_command == "users":
+            rows = people.list()
+            if not rows:
+                print("no users yet")
+            for p in rows:
+                state = "revoked" if p.revoked else "active"
+                print(f"{p.handle:<28} {p.role:<11} {state:<8} joined {p.joined:%Y-%m-%d}  {p.display_name}")
+        elif args.admin_command == "revoke":
+            if not people.revoke(args.user):
+                print(f"spanner: no user {args.user!r}; `spanner admin users` lists them", file=sys.stderr)
+                return EXIT_USAGE
+            print(f"access removed for {args.user}")
+    finally:
+        journal.close()
+    return 0
+
+
+def _bot_username(config) -> str:
+    """Ask Telegram for the bot's username (the only network call the admin command makes)."""
+    import asyncio
+
+    from telegram import Bot
+
+    from .adapters.telegram.serve import telegram_token
+    try:
+        token = telegram_token(config)
+    except ConfigError:
+        return "<your-bot>"
+
+    async def ask() -> str:
+        async with Bot(token, base_url=config.telegram.base_url) as bot:
+            return bot.username
+    try:
+        return asyncio.run(ask())
+    except Exception as exc:
+        print(f"note: could not ask Telegram for the bot name ({type(exc).__name__}); "
+              "set telegram.bot_username", file=sys.stderr)
+        return "<your-bot>"
+
+
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
@@ -105,7 +191,8 @@ def cmd_bench(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"chat": cmd_chat, "setup": cmd_setup, "ingest": cmd_ingest, "bench": cmd_bench}
+    handlers = {"chat": cmd_chat, "setup": cmd_setup, "ingest": cmd_ingest, "bench": cmd_bench,
+                "telegram": cmd_telegram, "admin": cmd_admin}
     from .engine.prompt_data import PromptDataError
     from .retrieval.cards import CardError
     from storage.crypto import KeyFileError

@@ -116,7 +116,7 @@ def build_app(config: Config, *, clock=None, generator=None, journal=None,
         max_message_chars=config.limits.max_message_chars, model_input_chars=config.limits.model_input_chars,
         timezone=config.display.timezone, data_dir_label=str(config.data_dir),
         idle_hours=config.reflection.idle_hours)
-    ctx = Context(journal=journal, generator=generator, literature=literature, embedder=embedder,
+    ctx = Context(store=journal, generator=generator, literature=literature, embedder=embedder,
                   prompts=prompts, settings=settings, clock=clock or SystemClock())
     return App(config=config, engine=Engine(ctx), journal=journal, generator=generator,
                literature=literature, embedder=embedder, prompts=prompts, notes=notes)

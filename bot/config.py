@@ -21,7 +21,7 @@ ENV_CONFIG = "SPANNER_CONFIG"
 ENV_DATA_DIR = "SPANNER_DATA_DIR"
 
 #: Keys that look like secrets: refused in the file (promise 15).
-SECRET_KEYS = {"token", "bot_token", "password", "master_key", "secret", "api_key"}
+SECRET_KEYS = {"token", "bot_token", "password", "master_key", "secret", "api_key", "webhook_secret"}
 
 
 class ConfigError(Exception):
@@ -85,6 +85,25 @@ class DisplayConfig(_Section):
         return value
 
 
+class TelegramConfig(_Section):
+    # The Bot API endpoint; point it at a self-hosted Bot API server if you run one.
+    base_url: str = Field(default="https://api.telegram.org/bot", pattern=r"^https?://")
+    token_file: Path | None = None  # else the SPANNER_TELEGRAM_TOKEN environment variable
+    bot_username: str = ""  # for invite links; asked from Telegram (getMe) when empty
+    mode: Literal["polling", "webhook"] = "polling"
+    poll_timeout: int = Field(default=30, ge=0, le=600)
+    stream: Literal["edit", "draft", "off"] = "edit"
+    per_chat_per_second: float = Field(default=1.0, gt=0, le=30)
+    per_chat_burst: int = Field(default=3, ge=1, le=30)
+    global_per_second: float = Field(default=30.0, gt=0, le=1000)
+    invite_hours: float = Field(default=72.0, gt=0, le=24 * 365)
+    webhook_url: str = ""  # public https URL Telegram posts to, in webhook mode
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    webhook_path: str = Field(default="/telegram", pattern=r"^/")
+    webhook_secret_file: Path | None = None  # else SPANNER_WEBHOOK_SECRET
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -96,6 +115,7 @@ class Config(_Section):
     reflection: ReflectionConfig = ReflectionConfig()
     limits: LimitsConfig = LimitsConfig()
     display: DisplayConfig = DisplayConfig()
+    telegram: TelegramConfig = TelegramConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @property
@@ -120,6 +140,7 @@ _FIXES = {
     "path_type": "use a path in quotes",
     "model_type": "make it a [section] table",
     "value_error": "use an IANA time zone name such as Europe/London",
+    "string_pattern_mismatch": "see config.example.toml for the expected form",
 }
 
 
@@ -143,7 +164,8 @@ def _resolve_relative(data: dict, base: Path) -> dict:
             elif isinstance(v, str):
                 paths[k] = str(Path(v).expanduser())
     for section, key in (("llm", "model_path"), ("retrieval", "embedding_model_path"),
-                         ("retrieval", "tokenizer_path")):
+                         ("retrieval", "tokenizer_path"), ("telegram", "token_file"),
+                         ("telegram", "webhook_secret_file")):
         sec = data.get(section)
         if isinstance(sec, dict) and isinstance(sec.get(key), str):
             p = Path(sec[key]).expanduser()

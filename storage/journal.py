@@ -35,7 +35,7 @@ class SqlJournal:
     def __init__(self, engine: Engine, keyring: KeyRing):
         self.engine = engine
         self.keys = keyring
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self.sessions = self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._check_master_key()
 
     @classmethod
@@ -137,15 +137,19 @@ class SqlJournal:
         with self._sessions.begin() as s:
             u = self._user(s, user, create=True)
             key = self._key(s, u)
-            number = u.next_number
-            u.next_number = number + 1
-            now = utcnow()
-            row = EntryRow(uid=uuid.uuid4().hex, user_id=u.id, number=number, kind=entry.kind,
-                           protocol=entry.protocol, created_at=now, updated_at=now)
-            s.add(row)
-            self._write_entry(s, key, u, row, entry, vector)
+            self._add(s, key, u, entry, vector)
             if state is not None:
                 self._write_state(s, key, u, state)
+        return entry
+
+    def _add(self, s: Session, key: bytes, u: User, entry: Entry, vector: Sequence[float] | None) -> Entry:
+        number = u.next_number
+        u.next_number = number + 1
+        now = utcnow()
+        row = EntryRow(uid=uuid.uuid4().hex, user_id=u.id, number=number, kind=entry.kind,
+                       protocol=entry.protocol, created_at=now, updated_at=now)
+        s.add(row)
+        self._write_entry(s, key, u, row, entry, vector)
         entry.number, entry.created_at, entry.updated_at = number, now, now
         return entry
 
@@ -208,6 +212,41 @@ class SqlJournal:
             key = self._key(s, u)
             rows = s.scalars(self._entries(u))
             return [(self._read_entry(key, u.id, r), self._vector(key, u.id, r)) for r in rows]
+
+    def next_number(self, user: str) -> int:
+        with self._sessions() as s:
+            u = self._user(s, user)
+            return u.next_number if u else 1
+
+    def apply(self, user: str, ops: list[tuple], state: dict) -> list[Entry]:
+        """The engine's unit of work: entry writes, time zone and state, committed together."""
+        added = []
+        with self._sessions.begin() as s:
+            u = self._user(s, user, create=True)
+            key = self._key(s, u)
+            for op in ops:
+                if op[0] == "add":
+                    added.append(self._add(s, key, u, op[1], op[2]))
+                elif op[0] == "update":
+                    row = self._row(s, u, op[1].number)
+                    if row is not None:
+                        row.updated_at = utcnow()
+                        self._write_entry(s, key, u, row, op[1], op[2])
+                elif op[0] == "delete":
+                    row = self._row(s, u, op[1])
+                    if row is not None:
+                        s.delete(row)
+                elif op[0] == "timezone":
+                    u.timezone = op[1]
+                else:
+                    raise ValueError(f"unknown journal operation {op[0]!r}")
+            self._write_state(s, key, u, state)
+        return added
+
+    def get_timezone(self, user: str) -> str | None:
+        with self._sessions() as s:
+            u = self._user(s, user)
+            return u.timezone if u else None
 
     # ----- conversation state -------------------------------------------------
 

@@ -15,7 +15,10 @@ from sqlalchemy import text
 from bot.engine.records import Answer, Entry
 from conftest import Chat, every_file_bytes
 from storage.crypto import DecryptionError, KeyFileError
-from storage.db import make_engine, upgrade
+from alembic import command
+from alembic.script import ScriptDirectory
+
+from storage.db import alembic_config, make_engine, upgrade
 from storage.journal import SqlJournal
 from storage.models import Base
 
@@ -29,9 +32,26 @@ def test_migrations_from_blank_build_exactly_the_models_schema(tmp_path):
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         version = conn.execute(text("select version_num from alembic_version")).scalar()
     assert diffs == []
-    assert version == "0001"
+    assert version == ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
     upgrade(engine)  # running again at start-up is harmless
     engine.dispose()
+
+
+def test_upgrading_from_the_first_schema_keeps_every_entry_readable(tmp_path):
+    journal = SqlJournal.open(tmp_path)
+    journal.add_entry("console:old", Entry(kind="note", note="kept across upgrades"), [0.5] * 384)
+    journal.add_entry("console:old", Entry(kind="reflection", summary="s", answers=[
+        Answer("meeting", "What was it?", "A board.")]), None)
+    journal.close()
+    engine = make_engine(f"sqlite:///{tmp_path / 'spanner.db'}")
+    command.downgrade(alembic_config(engine), "0001")  # the data now sits in the oldest schema
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("select version_num from alembic_version").scalar() == "0001"
+    engine.dispose()
+    again = SqlJournal.open(tmp_path)  # opening migrates to head
+    assert again.get_entry("console:old", 1).note == "kept across upgrades"
+    assert again.get_entry("console:old", 2).answers[0].answer == "A board."
+    again.close()
 
 
 def test_sqlite_runs_with_wal_foreign_keys_and_full_sync(tmp_path):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import zlib
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,8 +19,14 @@ from .guard import Guard
 from .ports import Clock, Embedder, Generator, Journal, Literature
 from .prompt_data import PromptData
 from .records import Reply
+from .unit import current_unit
 
 log = logging.getLogger(__name__)
+
+#: The time zone of the user whose event is being handled.
+current_tz: ContextVar[ZoneInfo | None] = ContextVar("current_tz", default=None)
+#: Where a transport wants partial model text while it is generated (to show it progressively).
+current_partial_sink: ContextVar[Callable[[str], None] | None] = ContextVar("current_partial_sink", default=None)
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,7 @@ class Settings:
 
 @dataclass
 class Context:
-    journal: Journal
+    store: Journal
     generator: Generator | None
     literature: Literature | None
     embedder: Embedder | None
@@ -51,7 +59,16 @@ class Context:
 
     def __post_init__(self) -> None:
         self.guard = Guard(self.prompts.guard, avoid=self.prompts.known_questions())
-        self.tz = ZoneInfo(self.settings.timezone)
+        self.default_tz = ZoneInfo(self.settings.timezone)
+
+    @property
+    def journal(self) -> Journal:
+        """The journal as the event being handled sees it: writes buffered until its commit."""
+        return current_unit.get() or self.store
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return current_tz.get() or self.default_tz
 
     def say(self, key: str, **values: object) -> str:
         return self.prompts.say(key, **values)
@@ -80,14 +97,29 @@ class Context:
             log.warning("embedding failed: %s", type(exc).__name__)
             return None
 
+    def _guarded_sink(self, source: str) -> Callable[[str], None] | None:
+        """Pass partial text on only while it passes the content checks; once one fails, stop."""
+        sink = current_partial_sink.get()
+        if sink is None:
+            return None
+        failed = False
+
+        def forward(text: str) -> None:
+            nonlocal failed
+            failed = failed or not self.guard.check_partial(text, source).ok
+            if not failed:
+                sink(text)
+        return forward
+
     async def _generate(self, user: str, task: str, variables: dict[str, str],
-                        notices: list[Reply]) -> str | None:
+                        notices: list[Reply], source: str = "") -> str | None:
         if self.generator is None:
             status = "unavailable"
             text = ""
         else:
             try:
-                outcome = await self.generator.generate(user, task, variables)
+                outcome = await self.generator.generate(user, task, variables,
+                                                        on_partial=self._guarded_sink(source))
                 status, text = outcome.status, outcome.text
             except Exception as exc:  # a model bug must never break a reflection
                 log.warning("generation raised %s", type(exc).__name__)
@@ -103,7 +135,7 @@ class Context:
                        fallbacks: tuple[str, ...], notices: list[Reply]) -> tuple[str, bool]:
         """A follow-up question that passed the guard, or a curated one. Returns (text, generated)."""
         text = await self._generate(user, "followup", {"question": question, "answer": self.trim(answer)},
-                                    notices)
+                                    notices, source)
         if text is not None:
             text = text.strip()
             if self.guard.check_followup(text, source).ok:
@@ -112,7 +144,7 @@ class Context:
 
     async def summary(self, user: str, answers_block: str, source: str, fallback: str,
                       notices: list[Reply]) -> tuple[str, bool]:
-        text = await self._generate(user, "summary", {"answers": answers_block}, notices)
+        text = await self._generate(user, "summary", {"answers": answers_block}, notices, source)
         if text is not None:
             text = self.guard.tidy_summary(text)
             if self.guard.check_summary(text, source).ok:

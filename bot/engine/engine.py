@@ -11,17 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .context import Context
+from .context import Context, current_tz
 from .inputs import Command, clean, parse_command, problem_with
 from .journal_commands import JournalCommands
-from .records import Entry, Event, Reply
+from .records import Choice, Entry, Event, Reply
 from .reflection import Reflection, first_sentence
+from .unit import UnitOfWork, current_unit
 
 log = logging.getLogger(__name__)
 
-# Commands that work whatever the user is in the middle of.
+# Commands that only mean something inside a reflection.
 REFLECTION_COMMANDS = {"skip", "back"}
+MEDIA_KINDS = {"sticker", "photo", "voice", "document"}
 
 
 class Engine:
@@ -36,22 +39,37 @@ class Engine:
     async def handle(self, event: Event) -> list[Reply]:
         """Handle one event for one user; replies are in the order to send them."""
         async with self._locks[event.user]:
-            self.ctx.journal.ensure_user(event.user, event.display_name)
-            state = self.ctx.journal.load_state(event.user)
+            store = self.ctx.store
+            store.ensure_user(event.user, event.display_name)
+            state = store.load_state(event.user)
+            last = state.get("last_event") or {}
+            if event.id is not None and last.get("id") == event.id:
+                # A redelivered event: it was handled and committed already. Same replies, no new action.
+                return [Reply.from_dict(r) for r in last.get("replies", [])]
             before = repr(state)
+            unit = UnitOfWork(store, event.user)
+            zone = store.get_timezone(event.user)
+            tokens = (current_unit.set(unit), current_tz.set(ZoneInfo(zone) if zone else None))
             try:
-                replies = await self._dispatch(event, state)
+                replies = [r for r in await self._dispatch(event, state) if r.text]
             except Exception as exc:
-                # Log the type only: never the text a user wrote (promise 13).
+                # Log the type only: never the text a user wrote (promise 13). Nothing is committed.
                 log.error("engine error %s while handling an event", type(exc).__name__)
                 return [Reply(self.ctx.say("error"))]
-            if repr(state) != before:
-                self.ctx.journal.save_state(event.user, state)
-            return [r for r in replies if r.text]
+            finally:
+                current_unit.reset(tokens[0])
+                current_tz.reset(tokens[1])
+            if event.id is not None:
+                state["last_event"] = {"id": event.id, "replies": [r.to_dict() for r in replies]}
+            if unit.ops or repr(state) != before:
+                store.apply(event.user, unit.ops, state)
+            return replies
 
     async def _dispatch(self, event: Event, state: dict) -> list[Reply]:
         if event.choice is not None:
             return await self._on_choice(event.user, event.choice, state)
+        if event.kind != "text":
+            return await self._on_other_kind(event, state)
         problem = problem_with(event.text, self.ctx.settings.max_message_chars)
         if problem:
             key, values = problem
@@ -107,10 +125,43 @@ class Engine:
             return self.journal.delete(user, args, state)
         if name == "search":
             return self.journal.search(user, args)
+        if name == "timezone":
+            return self._timezone(user, args)
         return [Reply(self.ctx.say("unknown_command", command=f"/{name}"))]
+
+    async def _on_other_kind(self, event: Event, state: dict) -> list[Reply]:
+        """Stickers, photos, voice, files, edits, forwards: keep what is words, explain the rest."""
+        if event.kind == "edited":
+            return [Reply(self.ctx.say("edited_message"))]
+        if event.kind == "forwarded":
+            if not event.text.strip():
+                return [Reply(self.ctx.say("unsupported_media"))]
+            return self._save_note(event.user, f"(forwarded) {clean(event.text)}", state)
+        notice = Reply(self.ctx.say(f"{event.kind}_received" if event.kind in MEDIA_KINDS
+                                    else "unsupported_media"))
+        if event.text.strip():  # a caption: words we can keep, handled like any message
+            return [notice] + await self._dispatch(Event(user=event.user, text=event.text, id=event.id), state)
+        return [notice]
+
+    def _timezone(self, user: str, args: str) -> list[Reply]:
+        zone = args.strip()
+        if not zone:
+            current = self.ctx.journal.get_timezone(user) or self.ctx.settings.timezone
+            return [Reply(self.ctx.say("timezone_current", zone=current))]
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return [Reply(self.ctx.say("timezone_unknown", zone=zone[:60]))]
+        self.ctx.journal.set_timezone(user, zone)
+        return [Reply(self.ctx.say("timezone_set", zone=zone))]
 
     def greet(self, event: Event, state: dict) -> list[Reply]:
         name = event.display_name or event.user.split(":", 1)[-1]
+        if event.onboarding:
+            zone = self.ctx.settings.timezone
+            return [Reply(self.ctx.say("onboarding", name=name)),
+                    Reply(self.ctx.say("onboarding_timezone", zone=zone),
+                          (Choice(zone, f"tz:{zone}"), Choice("Another time zone", "tz:other")))]
         replies = [Reply(self.ctx.say("welcome", name=name))]
         if state.get("reflect"):
             replies.append(Reply(self.ctx.say("pending_at_start",
@@ -130,6 +181,10 @@ class Engine:
                 return [Reply(self.ctx.say("nothing_to_resume"))]
             replies, entry = await self.reflection.on_choice(user, reflect, data)
             return replies + self._finish(user, entry, state)
+        if data == "tz:other":
+            return [Reply(self.ctx.say("timezone_other"))]
+        if data.startswith("tz:"):
+            return self._timezone(user, data[3:])
         parts = data.split(":")
         if parts[0] == "del" and len(parts) == 3 and parts[2].isdigit():
             return self.journal.confirm_delete(user, int(parts[2]), parts[1] == "yes", state)

@@ -70,6 +70,10 @@ class Guard:
             sentence_start = False
         return names
 
+    def check_partial(self, text: str, source: str) -> Verdict:
+        """For text still being written: nothing judging, no links, no names the user did not write."""
+        return self._common(text, source)
+
     def check_followup(self, text: str, source: str) -> Verdict:
         """One short, open question, about what the user wrote."""
         limits = self.rules.followup

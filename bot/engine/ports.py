@@ -66,6 +66,14 @@ class Journal(Protocol):
 
     def save_state(self, user: str, state: dict) -> None: ...
 
+    def next_number(self, user: str) -> int:
+        """The number the user's next entry will get."""
+
+    def apply(self, user: str, ops: list[tuple], state: dict) -> list[Entry]:
+        """Apply buffered writes ("add", "update", "delete", "timezone") and the state in one transaction."""
+
+    def get_timezone(self, user: str) -> str | None: ...
+
 
 class Generator(Protocol):
     """The local model. `task` names a template in prompts/templates."""

@@ -99,6 +99,11 @@ MESSAGE_KEYS: dict[str, set[str]] = {
     "summary_proposal": {"summary", "tags"}, "summary_edit_prompt": set(), "tags_updated": {"tags"},
     "reflection_saved": {"number"}, "literature": {"idea", "title", "citation"},
     "choose_option": set(), "error": set(),
+    "onboarding": {"name"}, "onboarding_timezone": {"zone"}, "timezone_current": {"zone"},
+    "timezone_set": {"zone"}, "timezone_unknown": {"zone"}, "timezone_other": set(),
+    "edited_message": set(), "sticker_received": set(), "photo_received": set(), "voice_received": set(),
+    "document_received": set(), "unsupported_media": set(),
+    "stranger": set(), "invite_invalid": set(), "group_left": set(), "queue_wait": {"ahead"},
 }
 
 

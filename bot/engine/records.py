@@ -27,14 +27,36 @@ class Reply:
     generated: bool = False  # contains model output: send as plain text, no previews
 
 
+    def to_dict(self) -> dict:
+        return {"text": self.text, "choices": [[c.label, c.data] for c in self.choices],
+                "generated": self.generated}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Reply":
+        return cls(data["text"], tuple(Choice(label, d) for label, d in data.get("choices", [])),
+                   bool(data.get("generated")))
+
+
+#: What kind of thing a user sent. Transports map their own message types onto these.
+EVENT_KINDS = ("text", "sticker", "photo", "voice", "document", "edited", "forwarded", "other")
+
+
 @dataclass(frozen=True)
 class Event:
-    """Something a user did: typed text or pressed a button (choice data)."""
+    """Something a user did: typed text, pressed a button (choice data), or sent something else.
+
+    `id` is the transport's unique id for the event (Telegram's update_id). With it, the
+    engine recognises a redelivered event and answers with the replies it gave the first
+    time instead of acting twice.
+    """
 
     user: str  # transport-qualified handle, e.g. "console:alex"
     text: str = ""
     choice: str | None = None
     display_name: str = ""
+    id: int | None = None
+    kind: str = "text"
+    onboarding: bool = False  # the user has just joined through an invite
 
 
 @dataclass

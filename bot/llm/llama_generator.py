@@ -75,6 +75,8 @@ class LlamaGenerator:
         self._uses_chat = False
         self._load_error: str | None = None
         self.stats = GenerationStats()
+        #: Called (on the event loop) with (user, others ahead) when a request has to wait its turn.
+        self.on_queued: Callable[[str, int], None] | None = None
 
     # ----- lifecycle ----------------------------------------------------------
 
@@ -142,6 +144,9 @@ class LlamaGenerator:
         job = _Job(task, variables, on_partial, future, loop, time.monotonic() + self.timeout,
                    self.max_tokens.get(task, 48))
         self._queue.put(user, job)
+        ahead = self._queue.position(user)
+        if ahead and self.on_queued is not None:
+            self.on_queued(user, ahead)  # a transport tells the user they are waiting, not ignored
         try:
             # The worker honours the deadline itself; this only guards against a wedged worker.
             return await asyncio.wait_for(asyncio.shield(future), self.timeout + 30)

@@ -1,4 +1,9 @@
-"""Alembic environment: runs Spanner's migrations on the engine the application hands over."""
+"""Alembic environment: runs Spanner's migrations on the engine the application hands over.
+
+On SQLite, Alembic's batch mode rebuilds a table to alter it (copy, drop, rename).
+With foreign keys on, dropping the old users table would cascade-delete every
+entry, so migrations run with foreign keys off and check integrity afterwards.
+"""
 
 from alembic import context
 
@@ -11,11 +16,21 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     engine = config.attributes["engine"]
     with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Must run outside a transaction to take effect, so on the raw driver connection.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
         context.configure(connection=connection, target_metadata=target_metadata,
                           render_as_batch=True, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration left {len(broken)} rows with broken references")
         connection.commit()
+        if sqlite:
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
 run_migrations_online()

@@ -1,0 +1,404 @@
+"""The Telegram bot: intake, a durable inbox, per-user handling through the engine, a durable outbox.
+
+Flow of one message:
+  1. intake: getUpdates (or a webhook POST) -> strangers get one fixed reply and
+     nothing is stored; members' updates are stored, encrypted, in the inbox;
+     only then is the batch acknowledged (the next getUpdates offset, or HTTP 200).
+  2. dispatch: each user's stored updates are handled in order, different users
+     concurrently, through python-telegram-bot's Application and the engine.
+     The replies are queued in the outbox in the same transaction that marks the
+     update handled. A redelivered update is recognised by its id.
+  3. send: the outbox is sent chat by chat under flood control; on 429 the
+     sender waits retry_after and tries again; a row stays until it is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from bot.engine.context import current_partial_sink
+from bot.engine.records import Event, Reply
+
+from .flood import FloodControl, retry_after_seconds
+from .formatting import keyboard, split_text, strip_urls
+
+log = logging.getLogger(__name__)
+
+MENU = [("reflect", "Reflect on a meeting"), ("note", "Save a quick note"), ("journal", "Your recent entries"),
+        ("search", "Search your entries"), ("resume", "Go on with a reflection"), ("skip", "Skip this question"),
+        ("back", "Previous question"), ("cancel", "Stop the current action"), ("show", "Show an entry"),
+        ("edit", "Change an entry"), ("delete", "Delete an entry"), ("timezone", "Your time zone"),
+        ("privacy", "Where your data lives"), ("help", "What I can do")]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+def handle_of(user_id: int) -> str:
+    return f"telegram:{user_id}"
+
+
+class SpannerTelegram:
+    """Composes the Telegram side around an App (engine, journal) and runs it."""
+
+    def __init__(self, app, token: str, people, transport):
+        self.app = app
+        self.cfg = app.config.telegram
+        self.people = people
+        self.transport = transport
+        self.say = app.prompts.say
+        self.flood = FloodControl(self.cfg.per_chat_per_second, self.cfg.per_chat_burst,
+                                  self.cfg.global_per_second)
+        self.application: Application = (
+            ApplicationBuilder().token(token).base_url(self.cfg.base_url).updater(None)
+            .connection_pool_size(64).pool_timeout(30.0)
+            .get_updates_read_timeout(self.cfg.poll_timeout + 15.0).build())
+        self.application.add_handler(TypeHandler(Update, self._on_update))
+        self.application.add_error_handler(self._on_error)
+        self.bot = self.application.bot
+        self._wake_dispatch = asyncio.Event()
+        self._wake_send = asyncio.Event()
+        self._user_tasks: dict[str, asyncio.Task] = {}
+        self._chat_tasks: dict[int, asyncio.Task] = {}
+        self._background: set[asyncio.Task] = set()
+        self._onboarding: set[int] = set()
+        self._stop = asyncio.Event()
+        if app.generator is not None and hasattr(app.generator, "on_queued"):
+            app.generator.on_queued = self._queued
+
+    # ----- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.application.initialize()
+        try:
+            await self.bot.set_my_commands([BotCommand(c, d) for c, d in MENU])
+        except TelegramError as exc:
+            # The menu is a convenience: a Bot API server without it must not stop the bot.
+            log.warning("could not register the command menu: %s", type(exc).__name__)
+        self._spawn(self._dispatch_loop())
+        self._spawn(self._send_loop())
+        self._wake_dispatch.set()  # updates stored before a crash are handled now
+        self._wake_send.set()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self._wake_dispatch.set()
+        self._wake_send.set()
+        tasks = list(self._background) + list(self._user_tasks.values()) + list(self._chat_tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.application.shutdown()
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def run_polling(self) -> None:
+        """Long polling. The offset only moves past updates once they are stored."""
+        await self.start()
+        try:
+            await self.bot.delete_webhook(drop_pending_updates=False)
+        except TelegramError as exc:
+            log.warning("deleteWebhook failed: %s", type(exc).__name__)
+        last = self.transport.last_update_id()
+        offset = last + 1 if last is not None else None
+        try:
+            while not self._stop.is_set():
+                try:
+                    updates = await self.bot.get_updates(offset=offset, timeout=self.cfg.poll_timeout,
+                                                         allowed_updates=ALLOWED_UPDATES)
+                except RetryAfter as exc:
+                    await asyncio.sleep(retry_after_seconds(exc.retry_after))
+                    continue
+                except (TimedOut, NetworkError) as exc:
+                    log.warning("getUpdates failed: %s; retrying", type(exc).__name__)
+                    await asyncio.sleep(1.0)
+                    continue
+                if updates:
+                    await self.intake(updates)
+                    offset = max(u.update_id for u in updates) + 1  # acknowledged with the next call
+        finally:
+            await self.stop()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # ----- intake -------------------------------------------------------------------------
+
+    async def intake(self, updates: list[Update]) -> None:
+        """Store members' updates durably; answer strangers once; leave groups. Returns when stored."""
+        to_store: list[tuple[int, str, dict]] = []
+        for update in updates:
+            user, chat = update.effective_user, update.effective_chat
+            if user is None or user.is_bot:
+                continue
+            if chat is not None and chat.type != "private":
+                self._spawn(self._leave_group(chat.id))
+                continue
+            handle = handle_of(user.id)
+            if self.people.is_member(handle):
+                to_store.append((update.update_id, handle, update.to_dict()))
+                continue
+            code = _start_code(update)
+            if code and self.people.redeem(code, handle, user.first_name or ""):
+                self._onboarding.add(update.update_id)
+                to_store.append((update.update_id, handle, update.to_dict()))
+                continue
+            # A stranger: one fixed reply, and nothing about them is stored.
+            key = "invite_invalid" if code else "stranger"
+            if update.callback_query is not None:
+                self._spawn(self._safe(self.bot.answer_callback_query(update.callback_query.id)))
+            self._spawn(self._direct(user.id, self.say(key)))
+        if to_store:
+            self.transport.store_updates(to_store)
+            self._wake_dispatch.set()
+
+    async def _leave_group(self, chat_id: int) -> None:
+        await self._direct(chat_id, self.say("group_left"))
+        await self._safe(self.bot.leave_chat(chat_id))
+
+    async def _safe(self, coro) -> Any:
+        try:
+            return await coro
+        except TelegramError as exc:
+            log.warning("Bot API call failed: %s", type(exc).__name__)
+            return None
+
+    async def _direct(self, chat_id: int, text: str) -> None:
+        """An immediate message outside the outbox (stranger replies, queue notices)."""
+        for _ in range(5):
+            await self.flood.wait(chat_id)
+            try:
+                await self.bot.send_message(chat_id, text, link_preview_options=NO_PREVIEW)
+                return
+            except RetryAfter as exc:
+                self.flood.pause(retry_after_seconds(exc.retry_after))
+            except TelegramError as exc:
+                log.warning("direct message failed: %s", type(exc).__name__)
+                return
+
+    def _queued(self, user: str, ahead: int) -> None:
+        if user.startswith("telegram:"):
+            chat_id = int(user.split(":", 1)[1])
+            self._spawn(self._direct(chat_id, self.say("queue_wait", ahead=ahead)))
+
+    # ----- dispatch -----------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        while not self._stop.is_set():
+            await self._wake_dispatch.wait()
+            self._wake_dispatch.clear()
+            for handle in {p.handle for p in self.transport.pending_updates()}:
+                task = self._user_tasks.get(handle)
+                if task is None or task.done():
+                    self._user_tasks[handle] = asyncio.create_task(self._drain_user(handle))
+
+    async def _drain_user(self, handle: str) -> None:
+        """Handle one user's stored updates strictly in order."""
+        while not self._stop.is_set():
+            pending = [p for p in self.transport.pending_updates() if p.handle == handle]
+            if not pending:
+                return
+            for item in pending:
+                update = Update.de_json(item.payload, self.bot)
+                await self.application.process_update(update)
+
+    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Map one stored update to an engine event, handle it, queue the replies."""
+        user, chat = update.effective_user, update.effective_chat
+        chat_id = chat.id if chat is not None else user.id
+        if update.callback_query is not None:
+            await self._safe(update.callback_query.answer())
+        event = self._event(update)
+        await self._safe(self.bot.send_chat_action(chat_id, "typing"))  # visible at once
+        streamer = Streamer(self, chat_id) if self.cfg.stream != "off" else None
+        token = current_partial_sink.set(streamer.partial if streamer else None)
+        try:
+            replies = await self.app.engine.handle(event) if event else [Reply(self.say("unsupported_media"))]
+        finally:
+            current_partial_sink.reset(token)
+        rows = await streamer.finish(replies) if streamer else []
+        rows = rows or [payload for reply in replies for payload in to_payloads(reply)]
+        self.transport.finish_update(update.update_id, [(chat_id, row) for row in rows])
+        self._wake_send.set()
+
+    def _event(self, update: Update) -> Event | None:
+        user = update.effective_user
+        common = {"user": handle_of(user.id), "display_name": user.first_name or "", "id": update.update_id}
+        if update.callback_query is not None:
+            return Event(choice=update.callback_query.data or "", **common)
+        if update.edited_message is not None:
+            return Event(kind="edited", **common)
+        msg = update.message
+        if msg is None:
+            return None
+        if update.update_id in self._onboarding or _start_code(update):
+            self._onboarding.discard(update.update_id)
+            return Event(text="/start", onboarding=True, **common)
+        if msg.forward_origin is not None:
+            return Event(kind="forwarded", text=msg.text or msg.caption or "", **common)
+        if msg.text is not None:
+            return Event(text=msg.text, **common)
+        caption = msg.caption or ""
+        if msg.sticker is not None:
+            return Event(kind="sticker", **common)
+        if msg.photo:
+            return Event(kind="photo", text=caption, **common)
+        if msg.voice is not None or msg.audio is not None or msg.video_note is not None:
+            return Event(kind="voice", text=caption, **common)
+        if msg.document is not None:
+            return Event(kind="document", text=caption, **common)
+        return Event(kind="other", text=caption, **common)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Log the error type and update id only: never message text (promise 13)."""
+        update_id = getattr(update, "update_id", None)
+        log.error("error %s while handling update %s", type(context.error).__name__, update_id)
+        if isinstance(update, Update) and update.effective_user is not None:
+            # What they wrote is in the inbox; tell them, and don't try this update forever.
+            self.transport.finish_update(update.update_id, [(update.effective_user.id, {"text": self.say("error")})])
+            self._wake_send.set()
+
+    # ----- send ---------------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._wake_send.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+            self._wake_send.clear()
+            pending = self.transport.pending_outbox()
+            for chat_id in dict.fromkeys(p.chat_id for p in pending):
+                task = self._chat_tasks.get(chat_id)
+                if task is None or task.done():
+                    self._chat_tasks[chat_id] = asyncio.create_task(self._drain_chat(chat_id))
+
+    async def _drain_chat(self, chat_id: int) -> None:
+        while not self._stop.is_set():
+            rows = [p for p in self.transport.pending_outbox() if p.chat_id == chat_id]
+            if not rows:
+                return
+            for row in rows:
+                if not await self._deliver(row):
+                    return  # leave it pending; the next round tries again
+
+    async def _deliver(self, row) -> bool:
+        p = row.payload
+        for _attempt in range(8):
+            await self.flood.wait(row.chat_id)
+            try:
+                if "delete" in p:
+                    await self.bot.delete_message(row.chat_id, p["delete"])
+                elif "edit" in p:
+                    await self.bot.edit_message_text(p["text"], chat_id=row.chat_id, message_id=p["edit"],
+                                                     reply_markup=keyboard(p.get("choices", [])),
+                                                     link_preview_options=NO_PREVIEW)
+                else:
+                    await self.bot.send_message(row.chat_id, p["text"], reply_markup=keyboard(p.get("choices", [])),
+                                                link_preview_options=NO_PREVIEW)
+                self.transport.mark_sent(row.id)
+                return True
+            except RetryAfter as exc:
+                wait = retry_after_seconds(exc.retry_after)
+                log.info("flood control: waiting %.1f s", wait)
+                self.flood.pause(wait)
+            except BadRequest as exc:
+                if "edit" in p and "not modified" not in str(exc).lower():
+                    p = {k: v for k, v in p.items() if k != "edit"}  # the draft is gone: send it new
+                    continue
+                if "delete" not in p and "edit" not in p:
+                    log.error("message could not be delivered: %s", type(exc).__name__)
+                self.transport.mark_sent(row.id)
+                return True
+            except Forbidden:
+                log.warning("chat unreachable (bot blocked); message kept as undeliverable")
+                self.transport.mark_sent(row.id)
+                return True
+            except (TimedOut, NetworkError) as exc:
+                attempts = self.transport.count_attempt(row.id)
+                log.warning("send failed (%s), attempt %d; will retry", type(exc).__name__, attempts)
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(attempts, 6)))
+        return False
+
+
+class Streamer:
+    """Shows model text as it is written: one message, edited at most once a second (or a draft)."""
+
+    def __init__(self, bot: SpannerTelegram, chat_id: int):
+        self.tg = bot
+        self.chat_id = chat_id
+        self.mode = bot.cfg.stream
+        self.message_id: int | None = None
+        self.latest = ""
+        self.shown = ""
+        self.last_edit = 0.0
+        self.task: asyncio.Task | None = None
+
+    def partial(self, text: str) -> None:
+        self.latest = strip_urls(text)
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._update())
+
+    async def _update(self) -> None:
+        wait = 1.0 - (time.monotonic() - self.last_edit)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        text = self.latest.strip()
+        if not text or text == self.shown:
+            return
+        self.last_edit = time.monotonic()
+        try:
+            if self.mode == "draft":
+                await self.tg.bot.send_message_draft(self.chat_id, draft_id=1, text=text[:4096])
+            elif self.message_id is None:
+                await self.tg.flood.wait(self.chat_id)
+                msg = await self.tg.bot.send_message(self.chat_id, text[:4096] + " …",
+                                                     link_preview_options=NO_PREVIEW)
+                self.message_id = msg.message_id
+            else:
+                await self.tg.flood.wait(self.chat_id)
+                await self.tg.bot.edit_message_text(text[:4096] + " …", chat_id=self.chat_id,
+                                                    message_id=self.message_id, link_preview_options=NO_PREVIEW)
+            self.shown = text
+        except TelegramError as exc:
+            # Progressive display is a nicety; the final reply goes through the outbox regardless.
+            log.info("progressive display skipped: %s", type(exc).__name__)
+
+    async def finish(self, replies: list[Reply]) -> list[dict]:
+        """Outbox rows for the replies, turning the streamed message into the final one."""
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)
+        if self.message_id is None:
+            return []
+        rows = [payload for reply in replies for payload in to_payloads(reply)]
+        if len(rows) == 1:
+            return [dict(rows[0], edit=self.message_id)]
+        # More than one message: remove the draft so the replies read in order.
+        return [{"delete": self.message_id}] + rows
+
+
+def to_payloads(reply: Reply) -> list[dict]:
+    """One outbox row per Telegram message: split at 4,096, buttons on the last part."""
+    text = strip_urls(reply.text) if reply.generated else reply.text
+    parts = split_text(text)
+    rows = [{"text": part} for part in parts]
+    rows[-1]["choices"] = [[c.label, c.data] for c in reply.choices]
+    return rows
+
+
+def _start_code(update: Update) -> str | None:
+    msg = update.message
+    if msg is None or not msg.text or not msg.text.startswith("/start"):
+        return None
+    parts = msg.text.split(maxsplit=1)
+    return parts[1].strip() if len(parts) == 2 else None

@@ -1,0 +1,122 @@
+"""The durable inbox and outbox of a chat transport.
+
+An update is stored (encrypted under its sender's key) before it is
+acknowledged to Telegram, and handled from here; the update id is the primary
+key, so a redelivered update is recognised. Replies wait in the outbox until
+the transport confirms them, so a reply is never dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from .crypto import field_aad, open_sealed, seal
+from .journal import SqlJournal
+from .models import InboxUpdate, OutboxMessage, User, utcnow
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: int
+    handle: str
+    chat_id: int
+    payload: dict
+
+
+class TransportStore:
+    def __init__(self, journal: SqlJournal):
+        self.journal = journal
+        self._sessions = journal.sessions
+
+    def _key(self, s, user: User) -> bytes:
+        return self.journal._key(s, user)
+
+    # ----- inbox ------------------------------------------------------------------------
+
+    def store_updates(self, items: list[tuple[int, str, dict]]) -> int:
+        """Store (update_id, handle, payload) in one transaction; duplicates are skipped. Returns new count."""
+        new = 0
+        with self._sessions.begin() as s:
+            for update_id, handle, payload in items:
+                if s.get(InboxUpdate, update_id) is not None:
+                    continue
+                user = self.journal._user(s, handle)
+                if user is None:
+                    continue
+                blob = seal(self._key(s, user), json.dumps(payload).encode(),
+                            field_aad(user.id, "inbox", str(update_id), "payload"))
+                s.add(InboxUpdate(update_id=update_id, user_id=user.id, payload_ct=blob, received_at=utcnow()))
+                new += 1
+        return new
+
+    def last_update_id(self) -> int | None:
+        with self._sessions() as s:
+            return s.scalar(select(func.max(InboxUpdate.update_id)))
+
+    def pending_updates(self, limit: int = 500) -> list[Pending]:
+        with self._sessions() as s:
+            rows = s.execute(select(InboxUpdate, User).join(User, User.id == InboxUpdate.user_id)
+                             .where(InboxUpdate.handled_at.is_(None))
+                             .order_by(InboxUpdate.update_id).limit(limit)).all()
+            out = []
+            for row, user in rows:
+                payload = json.loads(open_sealed(self._key(s, user), row.payload_ct,
+                                                 field_aad(user.id, "inbox", str(row.update_id), "payload")))
+                out.append(Pending(row.update_id, user.handle, 0, payload))
+            return out
+
+    def finish_update(self, update_id: int, replies: list[tuple[int, dict]]) -> None:
+        """Mark an update handled and queue its replies, in one transaction."""
+        with self._sessions.begin() as s:
+            row = s.get(InboxUpdate, update_id)
+            if row is None or row.handled_at is not None:
+                return
+            user = s.get(User, row.user_id)
+            key = self._key(s, user)
+            row.handled_at = utcnow()
+            for chat_id, payload in replies:
+                self._queue(s, key, user, chat_id, payload)
+
+    def _queue(self, s, key: bytes, user: User, chat_id: int, payload: dict) -> None:
+        msg = OutboxMessage(user_id=user.id, chat_id=chat_id, payload_ct=b"", created_at=utcnow(), attempts=0)
+        s.add(msg)
+        s.flush()
+        msg.payload_ct = seal(key, json.dumps(payload).encode(), field_aad(user.id, "outbox", str(msg.id), "payload"))
+
+    def queue(self, handle: str, chat_id: int, payload: dict) -> None:
+        """Queue a message not caused by an update (a check-in, a note from a mentor)."""
+        with self._sessions.begin() as s:
+            user = self.journal._user(s, handle)
+            if user is None:
+                raise LookupError("no such user")
+            self._queue(s, self._key(s, user), user, chat_id, payload)
+
+    # ----- outbox -----------------------------------------------------------------------
+
+    def pending_outbox(self, limit: int = 1000) -> list[Pending]:
+        with self._sessions() as s:
+            rows = s.execute(select(OutboxMessage, User).join(User, User.id == OutboxMessage.user_id)
+                             .where(OutboxMessage.sent_at.is_(None))
+                             .order_by(OutboxMessage.id).limit(limit)).all()
+            return [Pending(m.id, u.handle, m.chat_id,
+                            json.loads(open_sealed(self._key(s, u), m.payload_ct,
+                                                   field_aad(u.id, "outbox", str(m.id), "payload"))))
+                    for m, u in rows]
+
+    def mark_sent(self, outbox_id: int) -> None:
+        with self._sessions.begin() as s:
+            msg = s.get(OutboxMessage, outbox_id)
+            if msg is not None:
+                msg.sent_at = utcnow()
+
+    def count_attempt(self, outbox_id: int) -> int:
+        with self._sessions.begin() as s:
+            msg = s.get(OutboxMessage, outbox_id)
+            if msg is None:
+                return 0
+            msg.attempts += 1
+            return msg.attempts
+
