@@ -193,7 +193,105 @@ def bench_startup(config: Config, config_path: Path) -> None:
     line("peak RSS of `spanner chat` (one reflection)", f"{rss_mb:.0f} MB", "target < 1024 MB", rss_mb < 1024)
 
 
-def run_bench(base: Config, runs: int = 20, synthetic_chunks: int = 10_000) -> int:
+def _emulator():
+    """The Bot API emulator lives with the tests; the benchmark reuses it."""
+    from .config import ROOT
+    sys.path.insert(0, str(ROOT / "tests"))
+    from telegram_emulator import TelegramEmulator
+    from tg_helpers import LiveBot
+    return TelegramEmulator, LiveBot
+
+
+def bench_telegram(config_path: Path, data: Path, users: int = 20, minutes: float = 10.0) -> None:
+    from storage.people import People
+
+    from .compose import build_app
+
+    Emulator, LiveBot = _emulator()
+    emu = Emulator().start()
+    emu.limits = (1.0, 3, 30.0)  # answer 429 as Telegram would, to count any we cause
+    config = load_config(config_path, overrides={"telegram.base_url": emu.base_url, "telegram.poll_timeout": 2})
+    app = build_app(config)
+    people = People(app.journal)
+    ids = [9000 + i for i in range(users)]
+    for uid in ids:
+        people.redeem(people.create_invite("spanner"), f"telegram:{uid}", f"U{uid}")
+    bot = LiveBot(app, emu).start()
+
+    def first_visible_after(chat_id: int, since: float) -> float | None:
+        stamps = [t for c, t in emu.chat_actions if c == chat_id and t >= since]
+        stamps += [m.at for m in emu.chat(chat_id) if m.at >= since]
+        return min(stamps) - since if stamps else None
+
+    try:
+        # Half the users are in a reflection; the others will use non-model commands.
+        reflecting, browsing = ids[: users // 2], ids[users // 2:]
+        for uid in reflecting:
+            emu.send_text(uid, "/reflect")
+            emu.send_text(uid, "Discharge planning with the ward and the council.")
+        emu.wait_for(lambda: all(any("(2/9)" in t for t in emu.texts(u)) for u in reflecting), 120, "step 2")
+        sent_at = {}
+        for uid in reflecting:  # every reflecting user now needs the model
+            sent_at[uid] = time.monotonic()
+            emu.send_text(uid, ANSWERS[uid % len(ANSWERS)])
+        time.sleep(0.3)
+        quick = []
+        for round_ in range(5):
+            for uid in browsing:
+                t0 = time.monotonic()
+                emu.send_text(uid, "/journal" if round_ % 2 else "/help")
+                quick.append((uid, t0))
+            time.sleep(0.2)
+
+        def followup_done(uid):
+            msgs = [m for m in emu.chat(uid) if m.at >= sent_at[uid] and m.text.endswith("?") and
+                    not m.text.endswith(" …")]
+            return msgs[-1].at if msgs else None
+        emu.wait_for(lambda: all(followup_done(u) for u in reflecting), 180, "every follow-up")
+        firsts = [first_visible_after(uid, t0) for uid, t0 in quick]
+        firsts = [f for f in firsts if f is not None]
+        line(f"telegram: first visible reply p95, {users} users", f"{pct(firsts, 95) * 1000:.0f} ms",
+             "target < 500 ms (model busy)", pct(firsts, 95) < 0.5)
+        waits = [followup_done(u) - sent_at[u] for u in reflecting]
+        line("telegram: follow-up p95 / back of the queue", f"{pct(waits, 95):.2f} / {max(waits):.2f} s",
+             "target p95 < 5 s", pct(waits, 95) < 5)
+
+        # Sustained: 10 chats stream reflections for `minutes`, each person answering when the bot
+        # has answered them, after a short pause to type. Count the 429s we cause.
+        chats = ids[:10]
+        for uid in chats:
+            emu.send_text(uid, "/reflect")
+        deadline = time.monotonic() + minutes * 60
+        turns = 0
+        while time.monotonic() < deadline:
+            for uid in chats:
+                handle = f"telegram:{uid}"
+                if app.journal.load_state(handle).get("reflect") is None or \
+                        bot.bot.transport.pending_updates(handle):
+                    if not bot.bot.transport.pending_updates(handle):
+                        emu.send_text(uid, "/reflect")
+                    continue
+                if bot.bot.transport.pending_outbox(uid):
+                    continue  # still reading the last reply
+                phase = app.journal.load_state(handle)["reflect"]["phase"]
+                emu.send_text(uid, "save" if phase == "review" else ANSWERS[turns % len(ANSWERS)] + f" Turn {turns}.")
+                turns += 1
+            time.sleep(2.0)
+        emu.wait_for(lambda: not bot.bot.transport.pending_outbox(), 60, "the outbox to drain")
+        sent = len(emu.method_calls("sendMessage")) + len(emu.method_calls("editMessageText"))
+        line(f"telegram: 429s in {minutes:g} min of 10 chats streaming", f"{emu.too_many} ({sent} sends/edits)",
+             "target 0", emu.too_many == 0)
+        line("telegram: user turns in the soak", str(turns))
+        pending = len(bot.bot.transport.pending_outbox())
+        line("telegram: replies left unsent at the end", str(pending), "target 0", pending == 0)
+    finally:
+        bot.stop()
+        app.close()
+        emu.stop()
+
+
+def run_bench(base: Config, runs: int = 20, synthetic_chunks: int = 10_000,
+              telegram_minutes: float | None = None) -> int:
     from .compose import model_path_for
 
     model = model_path_for(base)
@@ -210,6 +308,9 @@ def run_bench(base: Config, runs: int = 20, synthetic_chunks: int = 10_000) -> i
         from .compose import build_embedder, build_literature
         build_literature(config, build_embedder(config, threads=os.cpu_count() or 1)).ingest_dir(
             config.paths.knowledge_dir)
+        if telegram_minutes is not None:
+            bench_telegram(cfg_path, data, minutes=telegram_minutes)
+            return 0
         bench_startup(config, cfg_path)
         bench_followups(config, runs)
         bench_tokens(config)

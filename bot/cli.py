@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--runs", type=int, default=20, help="follow-ups to time (default 20)")
     bench.add_argument("--synthetic-chunks", type=int, default=10_000,
                        help="size of the synthetic retrieval index (default 10000)")
+    bench.add_argument("--telegram", type=float, metavar="MINUTES", default=None,
+                       help="instead: the Telegram numbers against the emulator, with a MINUTES-long soak")
     return parser
 
 
@@ -186,7 +188,8 @@ def _bot_username(config) -> str:
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
-    return run_bench(load_config(args.config), runs=args.runs, synthetic_chunks=args.synthetic_chunks)
+    return run_bench(load_config(args.config), runs=args.runs, synthetic_chunks=args.synthetic_chunks,
+                     telegram_minutes=args.telegram)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from .engine.engine import Engine
 from .engine.prompt_data import PromptData, load_prompt_data
 from .llm.llama_generator import LlamaGenerator
 from .llm.model_files import default_embedding_files, default_model_path
-from .logs import setup_logging
+from .logs import close_logging, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +39,15 @@ class App:
     embedder: object | None
     prompts: PromptData
     notes: list[str] = field(default_factory=list)  # start-up notices for the operator
+    log_handler: object | None = None
 
     def close(self) -> None:
         for part in (self.generator, self.journal):
             close = getattr(part, "close", None)
             if close:
                 close()
+        close_logging(self.log_handler)
+        self.log_handler = None
 
 
 def model_path_for(config: Config) -> Path:
@@ -74,7 +77,7 @@ def build_app(config: Config, *, clock=None, generator=None, journal=None,
     from storage.journal import SqlJournal
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging(config.data_dir / "logs", config.logging.level)
+    log_handler = setup_logging(config.data_dir / "logs", config.logging.level)
     prompts = load_prompt_data(config.paths.prompts_dir)
     if config.reflection.protocol not in prompts.protocols:
         from .config import ConfigError
@@ -119,4 +122,5 @@ def build_app(config: Config, *, clock=None, generator=None, journal=None,
     ctx = Context(store=journal, generator=generator, literature=literature, embedder=embedder,
                   prompts=prompts, settings=settings, clock=clock or SystemClock())
     return App(config=config, engine=Engine(ctx), journal=journal, generator=generator,
-               literature=literature, embedder=embedder, prompts=prompts, notes=notes)
+               literature=literature, embedder=embedder, prompts=prompts, notes=notes,
+               log_handler=log_handler)

@@ -56,11 +56,19 @@ class TransportStore:
         with self._sessions() as s:
             return s.scalar(select(func.max(InboxUpdate.update_id)))
 
-    def pending_updates(self, limit: int = 500) -> list[Pending]:
+    def pending_handles(self) -> list[str]:
+        """Users with stored updates still to handle (no decryption needed)."""
         with self._sessions() as s:
-            rows = s.execute(select(InboxUpdate, User).join(User, User.id == InboxUpdate.user_id)
-                             .where(InboxUpdate.handled_at.is_(None))
-                             .order_by(InboxUpdate.update_id).limit(limit)).all()
+            return list(s.scalars(select(User.handle).join(InboxUpdate, InboxUpdate.user_id == User.id)
+                                  .where(InboxUpdate.handled_at.is_(None)).distinct()))
+
+    def pending_updates(self, handle: str | None = None, limit: int = 500) -> list[Pending]:
+        with self._sessions() as s:
+            query = (select(InboxUpdate, User).join(User, User.id == InboxUpdate.user_id)
+                     .where(InboxUpdate.handled_at.is_(None)))
+            if handle is not None:
+                query = query.where(User.handle == handle)
+            rows = s.execute(query.order_by(InboxUpdate.update_id).limit(limit)).all()
             out = []
             for row, user in rows:
                 payload = json.loads(open_sealed(self._key(s, user), row.payload_ct,
@@ -96,11 +104,18 @@ class TransportStore:
 
     # ----- outbox -----------------------------------------------------------------------
 
-    def pending_outbox(self, limit: int = 1000) -> list[Pending]:
+    def pending_chats(self) -> list[int]:
         with self._sessions() as s:
-            rows = s.execute(select(OutboxMessage, User).join(User, User.id == OutboxMessage.user_id)
-                             .where(OutboxMessage.sent_at.is_(None))
-                             .order_by(OutboxMessage.id).limit(limit)).all()
+            return list(s.scalars(select(OutboxMessage.chat_id).where(OutboxMessage.sent_at.is_(None))
+                                  .group_by(OutboxMessage.chat_id).order_by(func.min(OutboxMessage.id))))
+
+    def pending_outbox(self, chat_id: int | None = None, limit: int = 1000) -> list[Pending]:
+        with self._sessions() as s:
+            query = (select(OutboxMessage, User).join(User, User.id == OutboxMessage.user_id)
+                     .where(OutboxMessage.sent_at.is_(None)))
+            if chat_id is not None:
+                query = query.where(OutboxMessage.chat_id == chat_id)
+            rows = s.execute(query.order_by(OutboxMessage.id).limit(limit)).all()
             return [Pending(m.id, u.handle, m.chat_id,
                             json.loads(open_sealed(self._key(s, u), m.payload_ct,
                                                    field_aad(u.id, "outbox", str(m.id), "payload"))))

@@ -62,6 +62,11 @@ class TelegramEmulator:
         self.fail_next: dict[str, list[tuple[int, int]]] = defaultdict(list)  # method -> [(status, retry_after)]
         self.hold: dict[str, asyncio.Event] = {}
         self.reject_methods: set[str] = set()
+        # Telegram-like limits, off unless a benchmark asks: (per chat per second, burst, overall per second).
+        self.limits: tuple[float, int, float] | None = None
+        self.too_many = 0
+        self._buckets: dict[int, list[float]] = {}
+        self._overall: list[float] = [0.0, 0.0]
         self._update_ids = itertools.count(1000)
         self._message_ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -275,10 +280,31 @@ class TelegramEmulator:
             return self._error(status, "Internal Server Error")
         if method in self.reject_methods:
             return self._error(404, "Not Found: method not found")
+        if self.limits and method in ("sendMessage", "editMessageText", "sendDocument") and self._over_limit(
+                int(params.get("chat_id", 0))):
+            with self._lock:
+                self.too_many += 1
+            return self._error(429, "Too Many Requests: retry after 1", 1)
         handler = getattr(self, f"_m_{method}", None)
         if handler is None:
             return self._error(404, "Not Found: method not found")
         return await handler(params)
+
+    def _over_limit(self, chat_id: int) -> bool:
+        """Token buckets like Telegram's: about 1 message a second per chat with a small burst, 30 overall."""
+        per_chat, burst, overall = self.limits
+        now = time.monotonic()
+        tokens, updated = self._buckets.get(chat_id, [float(burst), now])
+        tokens = min(burst, tokens + (now - updated) * per_chat)
+        g_tokens, g_updated = self._overall if self._overall[1] else [overall, now]
+        g_tokens = min(overall, g_tokens + (now - g_updated) * overall)
+        if tokens < 1 or g_tokens < 1:
+            self._buckets[chat_id] = [tokens, now]
+            self._overall = [g_tokens, now]
+            return True
+        self._buckets[chat_id] = [tokens - 1, now]
+        self._overall = [g_tokens - 1, now]
+        return False
 
     async def _m_getMe(self, p):
         return self._ok({"id": BOT_ID, "is_bot": True, "first_name": "Spanner", "username": BOT_USERNAME,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -156,6 +157,7 @@ class LlamaGenerator:
     # ----- the worker ---------------------------------------------------------
 
     def _run(self) -> None:
+        _lower_priority()
         self._load()
         self._ready.set()
         while True:
@@ -219,6 +221,18 @@ class LlamaGenerator:
 
 
 _QUIET_CALLBACK = None
+
+
+def _lower_priority() -> None:
+    """Run generation (and the compute threads llama.cpp starts from here) at a lower priority.
+
+    On a 2-core host the model would otherwise take every core, and the event loop that
+    answers other users' commands would wait behind it. Linux applies nice per thread.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (OSError, AttributeError):
+        pass
 
 
 def _silence_llama_cpp() -> None:

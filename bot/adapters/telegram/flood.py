@@ -1,14 +1,20 @@
 """Flood control for the Bot API: about one message a second per chat (with a short burst), 30 overall.
 
-Token buckets, awaited before every send. A 429 from Telegram is handled by
-the sender: it waits retry_after (a number of seconds or a timedelta, as
-python-telegram-bot may give either) and tries again.
+Per chat we count *completed* sends: a chat may have at most `burst` messages
+in any window of burst/rate seconds, measured from when Telegram answered.
+Telegram counts arrivals, which come before its answers, so measuring from
+the answers can never look faster to Telegram than the rate we mean, however
+late the event loop gets to a send. Overall we use a token bucket (its burst is
+far below Telegram's). A 429 pauses everything for retry_after (a number of
+seconds or a timedelta, as python-telegram-bot may give either).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import defaultdict, deque
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 
@@ -28,21 +34,28 @@ class Bucket:
 
 class FloodControl:
     def __init__(self, per_chat: float = 1.0, burst: int = 3, overall: float = 30.0):
-        self.per_chat, self.burst = per_chat, burst
+        self.window = burst / per_chat
+        self.burst = burst
         self.overall = Bucket(overall, max(1.0, overall / 10))
-        self.chats: dict[int, Bucket] = {}
+        self.done: dict[int, deque[float]] = defaultdict(lambda: deque(maxlen=burst))
+        self.locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.paused_until = 0.0
-        self._lock = asyncio.Lock()
 
-    async def wait(self, chat_id: int | None) -> None:
-        async with self._lock:  # reserve in order, sleep outside the lock
-            delay = self.overall.delay()
-            if chat_id is not None:
-                bucket = self.chats.setdefault(chat_id, Bucket(self.per_chat, self.burst))
-                delay = max(delay, bucket.delay())
-            delay = max(delay, self.paused_until - time.monotonic())
-        if delay > 0:
-            await asyncio.sleep(delay)
+    @asynccontextmanager
+    async def slot(self, chat_id: int):
+        """Hold this around one Bot API call that posts to `chat_id`."""
+        async with self.locks[chat_id]:
+            recent = self.done[chat_id]
+            wait = 0.0
+            if len(recent) == self.burst:
+                wait = recent[0] + self.window - time.monotonic()
+            wait = max(wait, self.overall.delay(), self.paused_until - time.monotonic())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                yield
+            finally:
+                recent.append(time.monotonic())
 
     def pause(self, seconds: float) -> None:
         """After a 429 everything waits: Telegram's limit applies to the whole bot."""

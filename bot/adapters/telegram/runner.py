@@ -16,8 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any
+
+# python-telegram-bot 22 can give retry_after as seconds or as a timedelta; take the newer form now
+# (flood.retry_after_seconds accepts both).
+os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
@@ -176,9 +181,9 @@ class SpannerTelegram:
     async def _direct(self, chat_id: int, text: str) -> None:
         """An immediate message outside the outbox (stranger replies, queue notices)."""
         for _ in range(5):
-            await self.flood.wait(chat_id)
             try:
-                await self.bot.send_message(chat_id, text, link_preview_options=NO_PREVIEW)
+                async with self.flood.slot(chat_id):
+                    await self.bot.send_message(chat_id, text, link_preview_options=NO_PREVIEW)
                 return
             except RetryAfter as exc:
                 self.flood.pause(retry_after_seconds(exc.retry_after))
@@ -197,7 +202,7 @@ class SpannerTelegram:
         while not self._stop.is_set():
             await self._wake_dispatch.wait()
             self._wake_dispatch.clear()
-            for handle in {p.handle for p in self.transport.pending_updates()}:
+            for handle in self.transport.pending_handles():
                 task = self._user_tasks.get(handle)
                 if task is None or task.done():
                     self._user_tasks[handle] = asyncio.create_task(self._drain_user(handle))
@@ -205,7 +210,7 @@ class SpannerTelegram:
     async def _drain_user(self, handle: str) -> None:
         """Handle one user's stored updates strictly in order."""
         while not self._stop.is_set():
-            pending = [p for p in self.transport.pending_updates() if p.handle == handle]
+            pending = self.transport.pending_updates(handle)
             if not pending:
                 return
             for item in pending:
@@ -277,15 +282,14 @@ class SpannerTelegram:
             except asyncio.TimeoutError:
                 pass
             self._wake_send.clear()
-            pending = self.transport.pending_outbox()
-            for chat_id in dict.fromkeys(p.chat_id for p in pending):
+            for chat_id in self.transport.pending_chats():
                 task = self._chat_tasks.get(chat_id)
                 if task is None or task.done():
                     self._chat_tasks[chat_id] = asyncio.create_task(self._drain_chat(chat_id))
 
     async def _drain_chat(self, chat_id: int) -> None:
         while not self._stop.is_set():
-            rows = [p for p in self.transport.pending_outbox() if p.chat_id == chat_id]
+            rows = self.transport.pending_outbox(chat_id)
             if not rows:
                 return
             for row in rows:
@@ -295,17 +299,18 @@ class SpannerTelegram:
     async def _deliver(self, row) -> bool:
         p = row.payload
         for _attempt in range(8):
-            await self.flood.wait(row.chat_id)
             try:
-                if "delete" in p:
-                    await self.bot.delete_message(row.chat_id, p["delete"])
-                elif "edit" in p:
-                    await self.bot.edit_message_text(p["text"], chat_id=row.chat_id, message_id=p["edit"],
-                                                     reply_markup=keyboard(p.get("choices", [])),
-                                                     link_preview_options=NO_PREVIEW)
-                else:
-                    await self.bot.send_message(row.chat_id, p["text"], reply_markup=keyboard(p.get("choices", [])),
-                                                link_preview_options=NO_PREVIEW)
+                async with self.flood.slot(row.chat_id):
+                    if "delete" in p:
+                        await self.bot.delete_message(row.chat_id, p["delete"])
+                    elif "edit" in p:
+                        await self.bot.edit_message_text(p["text"], chat_id=row.chat_id, message_id=p["edit"],
+                                                         reply_markup=keyboard(p.get("choices", [])),
+                                                         link_preview_options=NO_PREVIEW)
+                    else:
+                        await self.bot.send_message(row.chat_id, p["text"],
+                                                    reply_markup=keyboard(p.get("choices", [])),
+                                                    link_preview_options=NO_PREVIEW)
                 self.transport.mark_sent(row.id)
                 return True
             except RetryAfter as exc:
@@ -347,7 +352,7 @@ class Streamer:
     def partial(self, text: str) -> None:
         self.latest = strip_urls(text)
         if self.task is None or self.task.done():
-            self.task = asyncio.create_task(self._update())
+            self.task = self.tg._spawn(self._update())
 
     async def _update(self) -> None:
         wait = 1.0 - (time.monotonic() - self.last_edit)
@@ -361,14 +366,15 @@ class Streamer:
             if self.mode == "draft":
                 await self.tg.bot.send_message_draft(self.chat_id, draft_id=1, text=text[:4096])
             elif self.message_id is None:
-                await self.tg.flood.wait(self.chat_id)
-                msg = await self.tg.bot.send_message(self.chat_id, text[:4096] + " …",
-                                                     link_preview_options=NO_PREVIEW)
+                async with self.tg.flood.slot(self.chat_id):
+                    msg = await self.tg.bot.send_message(self.chat_id, text[:4096] + " …",
+                                                         link_preview_options=NO_PREVIEW)
                 self.message_id = msg.message_id
             else:
-                await self.tg.flood.wait(self.chat_id)
-                await self.tg.bot.edit_message_text(text[:4096] + " …", chat_id=self.chat_id,
-                                                    message_id=self.message_id, link_preview_options=NO_PREVIEW)
+                async with self.tg.flood.slot(self.chat_id):
+                    await self.tg.bot.edit_message_text(text[:4096] + " …", chat_id=self.chat_id,
+                                                        message_id=self.message_id,
+                                                        link_preview_options=NO_PREVIEW)
             self.shown = text
         except TelegramError as exc:
             # Progressive display is a nicety; the final reply goes through the outbox regardless.

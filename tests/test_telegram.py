@@ -1,0 +1,396 @@
+"""Spanner on Telegram: the real python-telegram-bot Application against a Bot API emulator on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from datetime import timedelta
+
+import pytest
+
+from bot.adapters.telegram.flood import retry_after_seconds
+from bot.adapters.telegram.formatting import split_text, strip_urls
+from bot.engine.records import Entry
+from conftest import ROOT, SPANNER, Chat, FixedClock
+from storage.models import InboxUpdate, User
+from storage.people import People
+from telegram_emulator import TelegramEmulator
+from tg_helpers import LiveBot
+
+ALEX, BLAKE, CASEY, STRANGER = 501, 502, 503, 999
+
+
+@pytest.fixture
+def emulator():
+    emu = TelegramEmulator().start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def tg_config(make_config, emulator):
+    def make(**overrides):
+        values = {"telegram.base_url": emulator.base_url, "telegram.poll_timeout": 1,
+                  "telegram.per_chat_per_second": 30.0, "telegram.per_chat_burst": 10}
+        values.update(overrides)
+        return make_config(**values)
+    return make
+
+
+@pytest.fixture
+def live(make_app, tg_config, emulator):
+    bots = []
+
+    def start(config=None, members=(ALEX,), **app_kwargs):
+        app = make_app(config or tg_config(), **app_kwargs)
+        for member in members:
+            _make_member(app, member)
+        bot = LiveBot(app, emulator).start()
+        bots.append(bot)
+        return bot
+    yield start
+    for bot in bots:
+        bot.stop()
+
+
+def _make_member(app, user_id: int, role: str = "spanner") -> None:
+    people = People(app.journal)
+    people.redeem(people.create_invite(role), f"telegram:{user_id}", "Alex")
+
+
+def _entries(app, user_id):
+    return app.journal.list_entries(f"telegram:{user_id}", 100)
+
+
+def test_invite_link_onboards_a_person_and_asks_their_time_zone(live, emulator):
+    bot = live(members=())
+    code = People(bot.app.journal).create_invite("mentee")
+    emulator.send_text(BLAKE, f"/start {code}", name="Blake")
+    hello = emulator.wait_text(BLAKE, "Welcome, Blake")
+    assert "encrypted" in hello.text
+    question = emulator.wait_text(BLAKE, "Which time zone")
+    assert ("Europe/London", "tz:Europe/London") in question.buttons
+    emulator.press(BLAKE, "tz:Europe/London", question.message_id, name="Blake")
+    emulator.wait_text(BLAKE, "Your time zone is now Europe/London")
+    people = {p.handle: p for p in People(bot.app.journal).list()}
+    assert people["telegram:502"].role == "mentee"
+    # The link is single use: someone else gets a refusal and is not stored.
+    emulator.send_text(CASEY, f"/start {code}", name="Casey")
+    emulator.wait_text(CASEY, "already been used or has expired")
+    assert "telegram:503" not in {p.handle for p in People(bot.app.journal).list()}
+
+
+def test_command_menu_is_registered_at_start_up(live, emulator):
+    live()
+    emulator.wait_for(lambda: emulator.commands, what="setMyCommands")
+    assert {"reflect", "journal", "help", "privacy"} <= {c["command"] for c in emulator.commands}
+
+
+def test_a_rejected_command_menu_only_warns(live, emulator, caplog):
+    emulator.reject_methods.add("setMyCommands")
+    live()
+    emulator.send_text(ALEX, "/help")
+    emulator.wait_text(ALEX, "Here is what I can do")
+
+
+def test_stranger_gets_one_fixed_reply_and_nothing_is_stored(live, emulator):
+    bot = live()
+    emulator.send_text(STRANGER, "Here is my confidential story about the ward.", name="Eve")
+    emulator.wait_text(STRANGER, "need an invitation link")
+    time.sleep(0.5)
+    assert len(emulator.chat(STRANGER)) == 1
+    with bot.app.journal.sessions() as s:
+        assert s.query(User).filter_by(handle="telegram:999").count() == 0
+        assert s.query(InboxUpdate).count() == 0
+
+
+def test_group_chats_are_left_politely(live, emulator):
+    live()
+    emulator.send_text(ALEX, "/reflect", chat_type="group")
+    emulator.wait_for(lambda: emulator.left_chats, what="leaveChat")
+    group_id = emulator.left_chats[0]
+    assert "private one-to-one chats" in emulator.texts(group_id)[0]
+
+
+def test_full_reflection_by_buttons_and_text(live, emulator):
+    bot = live()
+    emulator.send_text(ALEX, "/reflect")
+    first = emulator.wait_text(ALEX, "(1/9)")
+    assert ("Skip", "r:skip") in first.buttons
+    emulator.send_text(ALEX, "Discharge huddle with the ward and the council.")
+    emulator.wait_text(ALEX, "(2/9)")
+    emulator.send_text(ALEX, "The ward wanted speed; the council wanted notice.")
+
+    def followup_or_next():
+        msgs = emulator.chat(ALEX)
+        return msgs[-1] if msgs[-1].text.endswith("?") and "(2/9)" not in msgs[-1].text else None
+    followup = emulator.wait_for(followup_or_next, what="a follow-up question")
+    assert not followup.text.endswith(" …")  # the streamed draft became the final text
+    emulator.press(ALEX, "r:skip", followup.message_id)
+    engage = emulator.wait_text(ALEX, "(3/9)")
+    assert ("Persuading", "r:opt:1") in engage.buttons
+    emulator.press(ALEX, "r:opt:1", engage.message_id)
+    for _ in range(40):
+        last = emulator.chat(ALEX)[-1]
+        if "Here is a short summary" in last.text:
+            break
+        before = len(emulator.chat(ALEX))
+        emulator.press(ALEX, "r:skip", last.message_id)
+        emulator.wait_for(lambda: len(emulator.chat(ALEX)) > before or
+                          "Here is a short summary" in emulator.chat(ALEX)[-1].text, what="next step")
+    summary = emulator.wait_text(ALEX, "Here is a short summary")
+    assert ("Save", "r:save") in summary.buttons
+    emulator.press(ALEX, "r:save", summary.message_id)
+    emulator.wait_text(ALEX, "Saved as entry #1")
+    (entry,) = _entries(bot.app, ALEX)
+    answers = {a.step_id: a for a in entry.answers}
+    assert answers["meeting"].answer == "Discharge huddle with the ward and the council."
+    assert answers["engagement"].answer == "Persuading"
+    for message in emulator.chat(ALEX):
+        assert message.parse_mode is None and message.link_preview_disabled
+
+
+def test_redelivered_update_creates_no_duplicate_entry_or_reply(live, emulator):
+    bot = live()
+    update_id = emulator.send_text(ALEX, "Agreed a joint visit with the housing team.")
+    emulator.wait_text(ALEX, "Saved as quick note #1")
+    emulator.redeliver(update_id)
+    emulator.send_text(ALEX, "/journal")
+    emulator.wait_text(ALEX, "Your recent entries")
+    assert len(_entries(bot.app, ALEX)) == 1
+    assert sum("Saved as quick note" in t for t in emulator.texts(ALEX)) == 1
+
+
+def test_engine_answers_a_replayed_event_with_its_first_replies(app):
+    """Crash after the engine committed but before the inbox was marked: the same replies, no new entry."""
+    from bot.engine.records import Event
+    chat = Chat(app, "rep")
+    first = chat.loop.run_until_complete(app.engine.handle(Event(user="console:rep", text="A note.", id=77)))
+    again = chat.loop.run_until_complete(app.engine.handle(Event(user="console:rep", text="A note.", id=77)))
+    assert [r.text for r in again] == [r.text for r in first]
+    assert app.journal.count_entries("console:rep") == 1
+
+
+def test_kill_9_between_fetch_and_handling_then_restart_handles_exactly_once(tmp_path, data_dir, model_path,
+                                                                            emulator):
+    cfg = tmp_path / "tg.toml"
+    cfg.write_text(f'[paths]\ndata_dir = "{data_dir}"\n[llm]\nmodel_path = "{model_path}"\nthreads = 2\n'
+                   f'[telegram]\nbase_url = "{emulator.base_url}"\npoll_timeout = 1\n')
+    from storage.journal import SqlJournal
+    journal = SqlJournal.open(data_dir)
+    _make_member(type("A", (), {"journal": journal})(), ALEX)
+    journal.close()
+    env = {**os.environ, "SPANNER_TELEGRAM_TOKEN": emulator.token}
+    emulator.hold_method("sendChatAction")  # handling starts with the typing indicator: freeze there
+    proc = subprocess.Popen([SPANNER, "telegram", "--config", str(cfg)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        update_id = emulator.send_text(ALEX, "Note written just before the crash.")
+        emulator.wait_for(lambda: emulator.method_calls("sendChatAction"), 60, "handling to begin")
+        emulator.wait_for(lambda: emulator.confirmed_offset > update_id, 30, "the update to be acknowledged")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not emulator.texts(ALEX), "nothing was answered before the crash"
+    emulator.release_method("sendChatAction")
+    again = subprocess.Popen([SPANNER, "telegram", "--config", str(cfg)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        emulator.wait_text(ALEX, "Saved as quick note #1", timeout=60)
+        time.sleep(1.5)
+        assert sum("Saved as quick note" in t for t in emulator.texts(ALEX)) == 1
+    finally:
+        again.send_signal(signal.SIGTERM)
+        err = again.communicate(timeout=30)[1].decode()
+    assert emulator.token not in err  # the token is never printed
+    journal = SqlJournal.open(data_dir)
+    assert [e.note for e in journal.list_entries("telegram:501", 10)] == ["Note written just before the crash."]
+    journal.close()
+
+
+def test_429_is_waited_out_and_the_reply_still_arrives(live, emulator):
+    live()
+    emulator.fail("sendMessage", 429, retry_after=2)
+    emulator.send_text(ALEX, "A note while Telegram is busy.")
+    emulator.wait_text(ALEX, "Saved as quick note #1", timeout=30)
+    calls = emulator.method_calls("sendMessage")
+    assert calls[-1][0] - calls[0][0] >= 1.9  # waited retry_after before trying again
+
+
+def test_retry_after_accepts_seconds_and_timedelta():
+    assert retry_after_seconds(3) == 3.0
+    assert retry_after_seconds(timedelta(seconds=2.5)) == 2.5
+
+
+def test_sustained_sending_stays_within_one_message_per_second_per_chat(live, emulator, tg_config):
+    live(tg_config(**{"telegram.per_chat_per_second": 1.0, "telegram.per_chat_burst": 2}))
+    for i in range(6):
+        emulator.send_text(ALEX, f"Quick note number {i}.")
+    emulator.wait_for(lambda: sum("Saved as quick note" in t for t in emulator.texts(ALEX)) == 6, 30, "6 replies")
+    times = sorted(m.at for m in emulator.chat(ALEX))
+    # After the burst of 2, the rest are at least ~1 s apart.
+    assert times[-1] - times[0] >= 3.5
+
+
+def test_other_users_are_answered_at_once_while_the_model_is_busy(live, emulator, tg_config, tmp_path):
+    prompts = tmp_path / "prompts"
+    shutil.copytree(ROOT / "prompts", prompts)
+    template = prompts / "templates" / "followup.toml"
+    template.write_text(template.read_text().replace('stop = ["\\n", "Note:", "Answer:"]', "stop = []"))
+    config = tg_config(**{"paths.prompts_dir": str(prompts), "llm.max_tokens": 320, "llm.timeout_seconds": 60})
+    bot = live(config, members=(ALEX, BLAKE, CASEY))
+    for user in (ALEX, CASEY):
+        emulator.send_text(user, "/reflect")
+        emulator.send_text(user, "Board meeting.")
+        emulator.wait_text(user, "(2/9)")
+    actions = len(emulator.method_calls("sendChatAction"))
+    emulator.send_text(ALEX, "The board wanted savings and the clinicians wanted safety.")
+    emulator.wait_for(lambda: len(emulator.method_calls("sendChatAction")) > actions, what="Alex's turn to start")
+    time.sleep(0.5)
+    emulator.send_text(CASEY, "Everyone wanted the budget to balance.")
+    started = time.monotonic()
+    emulator.send_text(BLAKE, "/journal")
+    emulator.wait_text(BLAKE, "Your journal is empty")
+    assert time.monotonic() - started < 2.0, "a non-model command waited for the model"
+    assert bot.app.generator.stats.completed == 0, "the model was not busy after all"
+    emulator.wait_for(lambda: len(emulator.chat(CASEY)) >= 3, 90, "Casey's turn")
+
+
+def test_a_user_waiting_behind_others_is_told_so(live, emulator, tg_config, tmp_path):
+    prompts = tmp_path / "prompts"
+    shutil.copytree(ROOT / "prompts", prompts)
+    template = prompts / "templates" / "followup.toml"
+    template.write_text(template.read_text().replace('stop = ["\\n", "Note:", "Answer:"]', "stop = []"))
+    config = tg_config(**{"paths.prompts_dir": str(prompts), "llm.max_tokens": 200, "llm.timeout_seconds": 60})
+    users = (ALEX, BLAKE, CASEY)
+    live(config, members=users)
+    for user in users:
+        emulator.send_text(user, "/reflect")
+        emulator.send_text(user, "Board meeting.")
+        emulator.wait_text(user, "(2/9)")
+    for user in users:
+        emulator.send_text(user, "Each wanted something different from the budget.")
+        time.sleep(0.3)
+    emulator.wait_text(CASEY, "ahead of you", timeout=30)
+
+
+def test_a_ten_thousand_character_reply_is_split_at_paragraphs(live, emulator):
+    bot = live()
+    paragraphs = [f"Paragraph {i}: " + ("the discharge hub needs a shared rota. " * 9).strip() for i in range(28)]
+    long_note = "\n\n".join(paragraphs)
+    assert len(long_note) > 10_000
+    bot.app.journal.add_entry("telegram:501", Entry(kind="note", note=long_note), None)
+    emulator.send_text(ALEX, "/show 1")
+    emulator.wait_for(lambda: len(emulator.chat(ALEX)) >= 3, what="three parts")
+    time.sleep(0.5)
+    parts = emulator.texts(ALEX)
+    assert all(len(p) <= 4096 for p in parts)
+    assert all(p.rstrip().endswith(".") for p in parts[:-1]), "a part ended mid-paragraph"
+    assert "\n\n".join(parts).count("Paragraph") == 28
+
+
+def test_split_text_and_url_stripping():
+    text = "a" * 5000
+    assert [len(p) for p in split_text(text)] == [4096, 904]
+    assert split_text("short") == ["short"]
+    assert strip_urls("What do you think of https://evil.example/x?") == "What do you think of [link removed]"
+
+
+@pytest.mark.parametrize("kind, expected, saved", [
+    ("sticker", "only keep words", None),
+    ("voice", "can't listen to voice notes", None),
+    ("document", "can't read files", None),
+    ("photo", "can't keep photos", "Whiteboard from the huddle"),
+    ("forwarded", None, "(forwarded) Minutes: agreed the pilot"),
+])
+def test_non_text_messages_get_a_sensible_reply(live, emulator, kind, expected, saved):
+    bot = live()
+    caption = {"photo": "Whiteboard from the huddle", "forwarded": "Minutes: agreed the pilot"}.get(kind)
+    emulator.send_other(ALEX, kind, caption=caption)
+    if expected:
+        emulator.wait_text(ALEX, expected)
+    if saved:
+        emulator.wait_text(ALEX, "Saved as quick note #1")
+        assert _entries(bot.app, ALEX)[0].note == saved
+    else:
+        time.sleep(0.5)
+        assert _entries(bot.app, ALEX) == []
+
+
+def test_edits_unknown_commands_and_huge_messages(live, emulator):
+    bot = live()
+    emulator.send_text(ALEX, "/frobnicate")
+    emulator.wait_text(ALEX, "I don't know the command /frobnicate")
+    emulator.edit_text(ALEX, 1, "changed my mind")
+    emulator.wait_text(ALEX, "I keep messages as you first sent them")
+    huge = ("A long account of the meeting. " * 140)[:4096]
+    emulator.send_text(ALEX, huge)
+    emulator.wait_text(ALEX, "Saved as quick note #1")
+    assert _entries(bot.app, ALEX)[0].note == huge.strip()
+
+
+def test_message_text_never_reaches_the_logs(live, emulator, caplog):
+    import logging
+    caplog.set_level(logging.DEBUG)
+    live()
+    emulator.send_text(ALEX, "SECRET-WALRUS-9 said the merger is off.")
+    emulator.wait_text(ALEX, "Saved as quick note #1")
+    emulator.send_text(ALEX, "/show 1")
+    emulator.wait_text(ALEX, "SECRET-WALRUS-9")
+    assert "SECRET-WALRUS-9" not in caplog.text
+    assert emulator.token not in caplog.text
+
+
+TRANSCRIPT = [("text", "/help"), ("text", "First note about the estates review."), ("text", "/reflect"),
+              ("text", "Estates review with the trust and the council."), ("text", "/skip"),
+              ("press", "Bargaining"), ("text", "/skip"), ("press", "Tactical"), ("text", "/back"),
+              ("text", "/cancel"), ("text", "/journal"), ("text", "/show 1"), ("text", "/search estates"),
+              ("text", "/delete 1"), ("press", "No, keep it"), ("text", "/frobnicate")]
+
+
+def test_the_same_transcript_gives_the_same_replies_on_console_and_telegram(make_app, tg_config, emulator):
+    config = tg_config(**{"llm.temperature": 0.0, "llm.summary_temperature": 0.0})
+    clock = FixedClock()
+    console_app = make_app(config, clock=clock)
+    chat = Chat(console_app, "501")
+    console = []
+    for action, value in TRANSCRIPT:
+        if action == "press":
+            data = next(c.data for c in chat.console._choices if c.label == value)
+            replies = chat.loop.run_until_complete(console_app.engine.handle(
+                __import__("bot.engine.records", fromlist=["Event"]).Event(user=chat.user, choice=data)))
+            chat.console._choices = replies[-1].choices if replies else ()
+        else:
+            before = len(chat.replies)
+            chat.say(value)
+            replies = chat.replies[before:]
+        console += [(r.text, [c.label for c in r.choices]) for r in replies]
+    chat.close()
+    console_app.close()
+
+    tg_dir = config.data_dir.parent / "tg-data"
+    shutil.copytree(config.data_dir / "chroma", tg_dir / "chroma")
+    tg_app = make_app(tg_config(**{"llm.temperature": 0.0, "llm.summary_temperature": 0.0,
+                                   "paths.data_dir": str(tg_dir)}), clock=clock)
+    _make_member(tg_app, ALEX)
+    bot = LiveBot(tg_app, emulator).start()
+    try:
+        for action, value in TRANSCRIPT:
+            before = len(emulator.chat(ALEX))
+            if action == "press":
+                last = next(m for m in reversed(emulator.chat(ALEX)) if m.buttons)
+                emulator.press(ALEX, dict(last.buttons)[value], last.message_id)
+            else:
+                emulator.send_text(ALEX, value)
+            emulator.wait_for(lambda: len(emulator.chat(ALEX)) > before, what=f"reply to {value}")
+            time.sleep(0.3)
+        telegram = [(m.text, [label for label, _ in m.buttons]) for m in emulator.chat(ALEX)]
+    finally:
+        bot.stop()
+    assert telegram == console
