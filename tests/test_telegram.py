@@ -238,12 +238,18 @@ def test_sustained_sending_stays_within_one_message_per_second_per_chat(live, em
     assert times[-1] - times[0] >= 3.5
 
 
-def test_other_users_are_answered_at_once_while_the_model_is_busy(live, emulator, tg_config, tmp_path):
+def _slow_model_config(tg_config, tmp_path, max_tokens: int):
+    """Real model, but follow-ups that run long (no stop strings): keeps the model busy for seconds."""
     prompts = tmp_path / "prompts"
     shutil.copytree(ROOT / "prompts", prompts)
     template = prompts / "templates" / "followup.toml"
     template.write_text(template.read_text().replace('stop = ["\\n", "Note:", "Answer:"]', "stop = []"))
-    config = tg_config(**{"paths.prompts_dir": str(prompts), "llm.max_tokens": 320, "llm.timeout_seconds": 60})
+    return tg_config(**{"paths.prompts_dir": str(prompts), "llm.max_tokens": max_tokens,
+                        "llm.timeout_seconds": 60})
+
+
+def test_other_users_are_answered_at_once_while_the_model_is_busy(live, emulator, tg_config, tmp_path):
+    config = _slow_model_config(tg_config, tmp_path, 320)
     bot = live(config, members=(ALEX, BLAKE, CASEY))
     for user in (ALEX, CASEY):
         emulator.send_text(user, "/reflect")
@@ -263,11 +269,7 @@ def test_other_users_are_answered_at_once_while_the_model_is_busy(live, emulator
 
 
 def test_a_user_waiting_behind_others_is_told_so(live, emulator, tg_config, tmp_path):
-    prompts = tmp_path / "prompts"
-    shutil.copytree(ROOT / "prompts", prompts)
-    template = prompts / "templates" / "followup.toml"
-    template.write_text(template.read_text().replace('stop = ["\\n", "Note:", "Answer:"]', "stop = []"))
-    config = tg_config(**{"paths.prompts_dir": str(prompts), "llm.max_tokens": 200, "llm.timeout_seconds": 60})
+    config = _slow_model_config(tg_config, tmp_path, 200)
     users = (ALEX, BLAKE, CASEY)
     live(config, members=users)
     for user in users:
@@ -394,3 +396,120 @@ def test_the_same_transcript_gives_the_same_replies_on_console_and_telegram(make
     finally:
         bot.stop()
     assert telegram == console
+
+
+def test_messages_sent_while_the_bot_was_down_are_handled_after_restart(live, emulator, make_app, tg_config):
+    app = make_app(tg_config())
+    _make_member(app, ALEX)
+    emulator.send_text(ALEX, "Written while the bot was down.")
+    time.sleep(0.3)
+    bot = LiveBot(app, emulator).start()
+    try:
+        emulator.wait_text(ALEX, "Saved as quick note #1")
+    finally:
+        bot.stop()
+
+
+def test_webhook_checks_the_secret_and_stores_before_answering(make_app, tg_config, emulator):
+    import asyncio
+
+    import aiohttp
+    from aiohttp import web
+
+    from bot.adapters.telegram.serve import SECRET_HEADER, make_bot, webhook_app
+
+    app = make_app(tg_config())
+    _make_member(app, ALEX)
+    update = {"update_id": 4242, "message": {"message_id": 1, "date": int(time.time()),
+                                             "chat": {"id": ALEX, "type": "private", "first_name": "Alex"},
+                                             "from": {"id": ALEX, "is_bot": False, "first_name": "Alex"},
+                                             "text": "Sent through the webhook."}}
+
+    async def scenario():
+        bot = make_bot(app, emulator.token)
+        await bot.start()
+        runner = web.AppRunner(webhook_app(bot, "s3cret-value", "/telegram"))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        url = f"http://127.0.0.1:{port}/telegram"
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, json=update) as r1:
+                no_secret = r1.status
+            async with http.post(url, json=update, headers={SECRET_HEADER: "wrong"}) as r2:
+                wrong = r2.status
+            stored_before = len(bot.transport.pending_updates()) + (1 if app.journal.count_entries(
+                "telegram:501") else 0)
+            async with http.post(url, json=update, headers={SECRET_HEADER: "s3cret-value"}) as r3:
+                right = r3.status
+                stored_when_answered = bot.transport.last_update_id()
+            async with http.post(url, data=b"\x00not json", headers={SECRET_HEADER: "s3cret-value"}) as r4:
+                garbage = r4.status
+        for _ in range(100):
+            if any("Saved as quick note #1" in t for t in emulator.texts(ALEX)):
+                break
+            await asyncio.sleep(0.1)
+        await runner.cleanup()
+        await bot.stop()
+        return no_secret, wrong, stored_before, right, stored_when_answered, garbage
+
+    no_secret, wrong, stored_before, right, stored_when_answered, garbage = asyncio.run(scenario())
+    assert (no_secret, wrong, right, garbage) == (401, 401, 200, 400)
+    assert stored_before == 0  # rejected requests stored nothing
+    assert stored_when_answered == 4242  # durable before the 200
+    assert "Saved as quick note #1" in " ".join(emulator.texts(ALEX))
+
+
+def test_admin_invite_users_and_revoke_from_the_command_line(live, emulator, tmp_path, data_dir, model_path,
+                                                             tg_config):
+    from conftest import run_cli, write_config
+    cfg = write_config(tmp_path / "c.toml", data_dir, model_path,
+                       f'\n[telegram]\nbase_url = "{emulator.base_url}"\nbot_username = "spanner_test_bot"\n')
+    result = run_cli(["admin", "invite", "--role", "mentor", "--config", str(cfg)])
+    assert result.returncode == 0, result.stderr.decode()
+    link = result.stdout.decode().strip()
+    assert link.startswith("https://t.me/spanner_test_bot?start=")
+    code = link.split("start=", 1)[1]
+    bot = live(tg_config(), members=())
+    emulator.send_text(CASEY, f"/start {code}", name="Casey")
+    emulator.wait_text(CASEY, "Welcome, Casey")
+    users = run_cli(["admin", "users", "--config", str(cfg)]).stdout.decode()
+    assert "telegram:503" in users and "mentor" in users and "active" in users
+    assert run_cli(["admin", "revoke", "telegram:503", "--config", str(cfg)]).returncode == 0
+    emulator.send_text(CASEY, "Am I still in?", name="Casey")
+    emulator.wait_text(CASEY, "need an invitation link")
+    assert "revoked" in run_cli(["admin", "users", "--config", str(cfg)]).stdout.decode()
+    unknown = run_cli(["admin", "revoke", "nobody", "--config", str(cfg)])
+    assert unknown.returncode == 2 and "no user" in unknown.stderr.decode()
+    assert bot.app.journal.count_entries("telegram:503") == 0
+
+
+def test_the_token_comes_from_the_environment_or_a_0600_file_never_the_config(tmp_path, monkeypatch):
+    from bot.config import ConfigError, load_config
+    from bot.secrets import read_secret
+
+    monkeypatch.delenv("SPANNER_TELEGRAM_TOKEN", raising=False)
+    token_file = tmp_path / "token"
+    token_file.write_text("123:secret\n")
+    token_file.chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        read_secret("SPANNER_TELEGRAM_TOKEN", token_file, "bot token", "telegram.token_file")
+    token_file.chmod(0o600)
+    assert read_secret("SPANNER_TELEGRAM_TOKEN", token_file, "bot token", "telegram.token_file") == "123:secret"
+    with pytest.raises(ConfigError, match="set SPANNER_TELEGRAM_TOKEN"):
+        read_secret("SPANNER_TELEGRAM_TOKEN", None, "bot token", "telegram.token_file")
+    monkeypatch.setenv("SPANNER_TELEGRAM_TOKEN", "456:env")
+    assert read_secret("SPANNER_TELEGRAM_TOKEN", None, "bot token", "telegram.token_file") == "456:env"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[telegram]\nbot_token = "123:abc"\n')
+    with pytest.raises(ConfigError, match="secrets must not live in the config file"):
+        load_config(bad)
+
+
+def test_spanner_telegram_without_a_token_says_how_to_give_one(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "SPANNER_TELEGRAM_TOKEN"}
+    result = subprocess.run([SPANNER, "telegram"], capture_output=True, env={**env, "SPANNER_DATA_DIR":
+                                                                              str(tmp_path / "d")}, timeout=60)
+    assert result.returncode == 2
+    assert "SPANNER_TELEGRAM_TOKEN" in result.stderr.decode()

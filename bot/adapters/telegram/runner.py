@@ -203,9 +203,7 @@ class SpannerTelegram:
             await self._wake_dispatch.wait()
             self._wake_dispatch.clear()
             for handle in self.transport.pending_handles():
-                task = self._user_tasks.get(handle)
-                if task is None or task.done():
-                    self._user_tasks[handle] = asyncio.create_task(self._drain_user(handle))
+                _ensure_worker(self._user_tasks, handle, self._drain_user)
 
     async def _drain_user(self, handle: str) -> None:
         """Handle one user's stored updates strictly in order."""
@@ -283,9 +281,7 @@ class SpannerTelegram:
                 pass
             self._wake_send.clear()
             for chat_id in self.transport.pending_chats():
-                task = self._chat_tasks.get(chat_id)
-                if task is None or task.done():
-                    self._chat_tasks[chat_id] = asyncio.create_task(self._drain_chat(chat_id))
+                _ensure_worker(self._chat_tasks, chat_id, self._drain_chat)
 
     async def _drain_chat(self, chat_id: int) -> None:
         while not self._stop.is_set():
@@ -391,6 +387,13 @@ class Streamer:
             return [dict(rows[0], edit=self.message_id)]
         # More than one message: remove the draft so the replies read in order.
         return [{"delete": self.message_id}] + rows
+
+
+def _ensure_worker(tasks: dict, key, work) -> None:
+    """One worker task per key (a user, a chat): their items stay in order, others run alongside."""
+    task = tasks.get(key)
+    if task is None or task.done():
+        tasks[key] = asyncio.create_task(work(key))
 
 
 def to_payloads(reply: Reply) -> list[dict]:
