@@ -290,8 +290,70 @@ def bench_telegram(config_path: Path, data: Path, users: int = 20, minutes: floa
         emu.stop()
 
 
+def bench_data(data: Path, entries: int = 1000, backup_mb: int = 100) -> None:
+    """Encryption, export, erasure and backup costs, on the real storage with real keys."""
+    import random
+
+    from storage import lifecycle
+    from storage.journal import SqlJournal
+
+    from .compose import build_app
+    from .engine.records import Answer, Entry
+
+    config = load_config(overrides={"paths.data_dir": str(data), "llm.enabled": False, "retrieval.enabled": False})
+    app = build_app(config)
+    journal: SqlJournal = app.journal
+    rng = random.Random(3)
+    words = "ward council discharge power story budget carers trust board estates rota pilot".split()
+
+    def text(n: int) -> str:
+        return " ".join(rng.choice(words) for _ in range(n)).capitalize() + "."
+
+    user = "console:bench-data"
+    saves = []
+    for _ in range(entries):
+        entry = Entry(kind="reflection", protocol="after_meeting", summary=text(30), tags=["power", "trust"],
+                      answers=[Answer(f"s{i}", "A question?", text(40), "A follow-up?", text(15)) for i in range(9)])
+        started = time.perf_counter()
+        journal.add_entry(user, entry, [rng.random() for _ in range(384)])
+        saves.append(time.perf_counter() - started)
+    line(f"save a 9-answer reflection (encrypted) p50/p95", f"{pct(saves, 50) * 1000:.1f} / {pct(saves, 95) * 1000:.1f} ms")
+    loop = asyncio.new_event_loop()
+    lists = []
+    for _ in range(50):
+        started = time.perf_counter()
+        loop.run_until_complete(app.engine.handle(Event(user=user, text="/journal")))
+        lists.append(time.perf_counter() - started)
+    line(f"/journal with {entries:,} entries p50/p95", f"{pct(lists, 50) * 1000:.1f} / {pct(lists, 95) * 1000:.1f} ms")
+    searches = []
+    for _ in range(10):
+        started = time.perf_counter()
+        loop.run_until_complete(app.engine.handle(Event(user=user, text="/search carers pilot")))
+        searches.append(time.perf_counter() - started)
+    line(f"/search over {entries:,} encrypted entries p95", f"{pct(searches, 95) * 1000:.0f} ms")
+    started = time.perf_counter()
+    app.engine.sharing.export(user)
+    line(f"export of {entries:,} entries", f"{(time.perf_counter() - started):.2f} s")
+    loop.close()
+    # Fill the database to about backup_mb with another person's notes, then back it up.
+    filler = "console:bench-filler"
+    target = backup_mb * 1_000_000
+    db = data / "spanner.db"
+    while db.stat().st_size < target:
+        ops = [("add", Entry(kind="note", note=text(900)), None) for _ in range(400)]
+        journal.apply(filler, ops, {})
+    started = time.perf_counter()
+    out = lifecycle.backup(data, data.parent / "backups")
+    line(f"backup of a {db.stat().st_size / 1e6:.0f} MB database", f"{time.perf_counter() - started:.2f} s",
+         f"({out.stat().st_size / 1e6:.0f} MB written)")
+    started = time.perf_counter()
+    lifecycle.forget(journal, user)
+    line(f"erase a person with {entries:,} entries", f"{time.perf_counter() - started:.2f} s")
+    app.close()
+
+
 def run_bench(base: Config, runs: int = 20, synthetic_chunks: int = 10_000,
-              telegram_minutes: float | None = None) -> int:
+              telegram_minutes: float | None = None, data_only: bool = False) -> int:
     from .compose import model_path_for
 
     model = model_path_for(base)
@@ -310,6 +372,9 @@ def run_bench(base: Config, runs: int = 20, synthetic_chunks: int = 10_000,
             config.paths.knowledge_dir)
         if telegram_minutes is not None:
             bench_telegram(cfg_path, data, minutes=telegram_minutes)
+            return 0
+        if data_only:
+            bench_data(data)
             return 0
         bench_startup(config, cfg_path)
         bench_followups(config, runs)

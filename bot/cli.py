@@ -10,6 +10,8 @@ import argparse
 import getpass
 import os
 import sys
+import time
+from pathlib import Path
 
 from .config import ConfigError, load_config
 
@@ -44,6 +46,23 @@ def _parser() -> argparse.ArgumentParser:
     admin_sub.add_parser("users", parents=[common], help="list people and roles")
     revoke = admin_sub.add_parser("revoke", parents=[common], help="remove someone's access")
     revoke.add_argument("user", help="a handle from `spanner admin users` (or a Telegram user id)")
+    supervise = admin_sub.add_parser("supervise", parents=[common],
+                                     help="let a supervisor be offered a spanner's shared entries")
+    supervise.add_argument("supervisor")
+    supervise.add_argument("spanner")
+    export = admin_sub.add_parser("export", parents=[common], help="a person's export (subject access request)")
+    export.add_argument("user")
+    export.add_argument("--to", default=".", help="folder for the two files (default: here)")
+    forget = admin_sub.add_parser("forget", parents=[common], help="erase everything about a person")
+    forget.add_argument("user")
+    forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    admin_sub.add_parser("rotate-key", parents=[common], help="re-seal every key under a new master key")
+
+    backup = sub.add_parser("backup", parents=[common], help="a consistent online backup of the database")
+    backup.add_argument("folder")
+    restore = sub.add_parser("restore", parents=[common], help="restore a backup into an empty data directory")
+    restore.add_argument("backup_file")
+    restore.add_argument("--data-dir", default=None, help="where to restore (default: the configured data_dir)")
 
     bench = sub.add_parser("bench", parents=[common], help="print speed and memory numbers")
     bench.add_argument("--runs", type=int, default=20, help="follow-ups to time (default 20)")
@@ -51,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="size of the synthetic retrieval index (default 10000)")
     bench.add_argument("--telegram", type=float, metavar="MINUTES", default=None,
                        help="instead: the Telegram numbers against the emulator, with a MINUTES-long soak")
+    bench.add_argument("--data", action="store_true",
+                       help="instead: encryption, export, erasure and backup costs")
     return parser
 
 
@@ -152,6 +173,32 @@ def cmd_admin(args) -> int:
             for p in rows:
                 state = "revoked" if p.revoked else "active"
                 print(f"{p.handle:<28} {p.role:<11} {state:<8} joined {p.joined:%Y-%m-%d}  {p.display_name}")
+        elif args.admin_command == "supervise":
+            from storage.sharing import SharingStore
+            try:
+                SharingStore(journal).supervise(args.supervisor, args.spanner)
+            except (LookupError, ValueError) as exc:
+                print(f"spanner: {exc}; `spanner admin users` lists people and roles", file=sys.stderr)
+                return EXIT_USAGE
+            print(f"{args.supervisor} may now be offered what {args.spanner} chooses to share")
+        elif args.admin_command == "export":
+            return _admin_export(config, args.user, Path(args.to))
+        elif args.admin_command == "forget":
+            from storage.lifecycle import forget
+            if not args.yes:
+                answer = input(f"Erase everything about {args.user}? Type the handle again to confirm: ")
+                if answer.strip() != args.user:
+                    print("nothing erased")
+                    return 1
+            if not forget(journal, args.user):
+                print(f"spanner: no user {args.user!r}", file=sys.stderr)
+                return EXIT_USAGE
+            print(f"erased {args.user} and destroyed their key")
+        elif args.admin_command == "rotate-key":
+            from storage.lifecycle import rotate_master_key
+            journal.close()
+            rotate_master_key(config.data_dir)
+            print("master key rotated; keep a copy of the new keys folder apart from backups")
         elif args.admin_command == "revoke":
             if not people.revoke(args.user):
                 print(f"spanner: no user {args.user!r}; `spanner admin users` lists them", file=sys.stderr)
@@ -159,6 +206,50 @@ def cmd_admin(args) -> int:
             print(f"access removed for {args.user}")
     finally:
         journal.close()
+    return 0
+
+
+def _admin_export(config, user: str, folder: Path) -> int:
+    from storage.people import People
+
+    from .compose import build_app
+
+    quiet = load_config(overrides={"paths.data_dir": str(config.data_dir), "llm.enabled": False,
+                                   "retrieval.enabled": False, "paths.prompts_dir": str(config.paths.prompts_dir)})
+    app = build_app(quiet)
+    try:
+        if not any(p.handle == user for p in People(app.journal).list()):
+            print(f"spanner: no user {user!r}", file=sys.stderr)
+            return EXIT_USAGE
+        folder.mkdir(parents=True, exist_ok=True)
+        for reply in app.engine.sharing.export(user):
+            target = folder / reply.attachment.name
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(reply.attachment.data)
+            print(target)
+    finally:
+        app.close()
+    return 0
+
+
+def cmd_backup(args) -> int:
+    from storage.lifecycle import backup
+
+    config = load_config(args.config)
+    started = time.perf_counter()
+    target = backup(config.data_dir, Path(args.folder))
+    print(f"backup written: {target} ({target.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - started:.1f} s)")
+    print("the keys folder is not in it: keep data_dir/keys apart, somewhere safe", file=sys.stderr)
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from storage.lifecycle import restore
+
+    config = load_config(args.config)
+    data_dir = Path(args.data_dir) if args.data_dir else config.data_dir
+    print(f"restored into {restore(Path(args.backup_file), data_dir)}")
     return 0
 
 
@@ -189,13 +280,13 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
 
     return run_bench(load_config(args.config), runs=args.runs, synthetic_chunks=args.synthetic_chunks,
-                     telegram_minutes=args.telegram)
+                     telegram_minutes=args.telegram, data_only=args.data)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"chat": cmd_chat, "setup": cmd_setup, "ingest": cmd_ingest, "bench": cmd_bench,
-                "telegram": cmd_telegram, "admin": cmd_admin}
+                "telegram": cmd_telegram, "admin": cmd_admin, "backup": cmd_backup, "restore": cmd_restore}
     from .engine.prompt_data import PromptDataError
     from .retrieval.cards import CardError
     from storage.crypto import KeyFileError

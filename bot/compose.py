@@ -22,6 +22,17 @@ from .logs import close_logging, setup_logging
 log = logging.getLogger(__name__)
 
 
+class Eraser:
+    """The engine's Lifecycle port over storage.lifecycle."""
+
+    def __init__(self, journal):
+        self.journal = journal
+
+    def forget(self, user: str) -> bool:
+        from storage.lifecycle import forget
+        return forget(self.journal, user)
+
+
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
@@ -119,8 +130,11 @@ def build_app(config: Config, *, clock=None, generator=None, journal=None,
         max_message_chars=config.limits.max_message_chars, model_input_chars=config.limits.model_input_chars,
         timezone=config.display.timezone, data_dir_label=str(config.data_dir),
         idle_hours=config.reflection.idle_hours)
+    from storage.sharing import SharingStore
+
     ctx = Context(store=journal, generator=generator, literature=literature, embedder=embedder,
-                  prompts=prompts, settings=settings, clock=clock or SystemClock())
+                  prompts=prompts, settings=settings, clock=clock or SystemClock(),
+                  sharing=SharingStore(journal), lifecycle=Eraser(journal))
     return App(config=config, engine=Engine(ctx), journal=journal, generator=generator,
                literature=literature, embedder=embedder, prompts=prompts, notes=notes,
                log_handler=log_handler)

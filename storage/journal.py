@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from bot.engine.records import Answer, Entry
 
-from .crypto import KeyFileError, KeyRing, field_aad, load_or_create_master_key, open_sealed, seal
+from .crypto import (KeyFileError, KeyRing, KeyStore, field_aad, master_key, open_sealed, recover_rotation,
+                     seal)
 from .db import make_engine, upgrade
 from .models import AnswerRow, ConversationState, EntryRow, Meta, User, UserKey, utcnow
 
@@ -40,13 +41,25 @@ class SqlJournal:
 
     @classmethod
     def open(cls, data_dir: Path, url: str | None = None) -> "SqlJournal":
-        """Open (and migrate) the database in data_dir with the master key beside it."""
+        """Open (and migrate) the database in data_dir with the keys beside it."""
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(url or f"sqlite:///{data_dir / 'spanner.db'}")
+        db_file = data_dir / "spanner.db"
+        is_new = url is None and not db_file.exists()
+        engine = make_engine(url or f"sqlite:///{db_file}")
         upgrade(engine)
-        key = load_or_create_master_key(data_dir / "keys" / "master.key")
-        return cls(engine, KeyRing(key))
+        recover_rotation(data_dir)
+        # A new key only for a new database: an existing one with its key missing must say so, not start over.
+        key = master_key(data_dir, create=is_new)
+        journal = cls(engine, KeyRing(key, KeyStore(data_dir / "keys" / "user-keys.bin", key)))
+        journal._upgrade_key_scheme()
+        return journal
+
+    def _upgrade_key_scheme(self) -> None:
+        """Data keys from before 0003 were wrapped by the master key; give each user their own KEK."""
+        with self._sessions.begin() as s:
+            for row in s.scalars(select(UserKey).where(UserKey.scheme == 1)):
+                row.wrapped, row.scheme = self.keys.rewrap_legacy(row.user_id, row.wrapped), 2
 
     def close(self) -> None:
         self.engine.dispose()
@@ -57,6 +70,11 @@ class SqlJournal:
             if row is None:
                 s.add(Meta(key="key_check", value=self.keys.new_check()))
             elif not self.keys.verify_check(row.value):
+                if self.keys.keystore is not None and len(self.keys.keystore):
+                    # The keystore opened with this key, which proves it: a rotation stopped before
+                    # updating the check. Finish that step.
+                    row.value = self.keys.new_check()
+                    return
                 raise KeyFileError("the master key does not match this database; "
                                    "fix: restore the key file that was used with it (data_dir/keys/master.key)")
 
@@ -68,7 +86,7 @@ class SqlJournal:
             user = User(handle=handle, display_name=display_name[:200], next_number=1)
             s.add(user)
             s.flush()
-            s.add(UserKey(user_id=user.id, wrapped=self.keys.new_user_key(user.id)))
+            s.add(UserKey(user_id=user.id, wrapped=self.keys.new_user_key(user.id), scheme=2))
             s.flush()
         return user
 

@@ -76,17 +76,20 @@ class TransportStore:
                 out.append(Pending(row.update_id, user.handle, 0, payload))
             return out
 
-    def finish_update(self, update_id: int, replies: list[tuple[int, dict]]) -> None:
-        """Mark an update handled and queue its replies, in one transaction."""
+    def finish_update(self, update_id: int, replies: list[tuple[int, dict]]) -> bool:
+        """Mark an update handled and queue its replies, in one transaction. False if the update is gone."""
         with self._sessions.begin() as s:
             row = s.get(InboxUpdate, update_id)
-            if row is None or row.handled_at is not None:
-                return
+            if row is None:
+                return False
+            if row.handled_at is not None:
+                return True
             user = s.get(User, row.user_id)
             key = self._key(s, user)
             row.handled_at = utcnow()
             for chat_id, payload in replies:
                 self._queue(s, key, user, chat_id, payload)
+        return True
 
     def _queue(self, s, key: bytes, user: User, chat_id: int, payload: dict) -> None:
         msg = OutboxMessage(user_id=user.id, chat_id=chat_id, payload_ct=b"", created_at=utcnow(), attempts=0)

@@ -38,20 +38,29 @@ def test_migrations_from_blank_build_exactly_the_models_schema(tmp_path):
 
 
 def test_upgrading_from_the_first_schema_keeps_every_entry_readable(tmp_path):
-    journal = SqlJournal.open(tmp_path)
-    journal.add_entry("console:old", Entry(kind="note", note="kept across upgrades"), [0.5] * 384)
-    journal.add_entry("console:old", Entry(kind="reflection", summary="s", answers=[
+    from storage.crypto import KeyRing, load_or_create_master_key
+    # The first schema's code wrapped each user's data key with the master key itself.
+    engine = make_engine(f"sqlite:///{tmp_path / 'spanner.db'}")
+    upgrade(engine)
+    legacy = SqlJournal(engine, KeyRing(load_or_create_master_key(tmp_path / "keys" / "master.key")))
+    legacy.add_entry("console:old", Entry(kind="note", note="kept across upgrades"), [0.5] * 384)
+    legacy.add_entry("console:old", Entry(kind="reflection", summary="s", answers=[
         Answer("meeting", "What was it?", "A board.")]), None)
-    journal.close()
+    legacy.close()
     engine = make_engine(f"sqlite:///{tmp_path / 'spanner.db'}")
     command.downgrade(alembic_config(engine), "0001")  # the data now sits in the oldest schema
     with engine.connect() as conn:
         assert conn.exec_driver_sql("select version_num from alembic_version").scalar() == "0001"
     engine.dispose()
-    again = SqlJournal.open(tmp_path)  # opening migrates to head
+    again = SqlJournal.open(tmp_path)  # opening migrates the schema and the keys to head
     assert again.get_entry("console:old", 1).note == "kept across upgrades"
     assert again.get_entry("console:old", 2).answers[0].answer == "A board."
+    with again.engine.connect() as conn:
+        assert conn.exec_driver_sql("select scheme from user_keys").scalars().all() == [2]
     again.close()
+    reopened = SqlJournal.open(tmp_path)
+    assert reopened.get_entry("console:old", 1).note == "kept across upgrades"
+    reopened.close()
 
 
 def test_sqlite_runs_with_wal_foreign_keys_and_full_sync(tmp_path):

@@ -513,3 +513,32 @@ def test_spanner_telegram_without_a_token_says_how_to_give_one(tmp_path):
                                                                               str(tmp_path / "d")}, timeout=60)
     assert result.returncode == 2
     assert "SPANNER_TELEGRAM_TOKEN" in result.stderr.decode()
+
+
+def test_export_arrives_as_documents_and_comments_are_pushed(live, emulator):
+    from storage.sharing import SharingStore
+    bot = live(members=(ALEX,))
+    _make_member(bot.app, BLAKE, "supervisor")
+    SharingStore(bot.app.journal).supervise("telegram:502", "telegram:501")
+    emulator.send_text(ALEX, "A note for my supervisor.")
+    emulator.wait_text(ALEX, "Saved as quick note #1")
+    emulator.send_text(ALEX, "/export")
+    emulator.wait_for(lambda: len(emulator.method_calls("sendDocument")) == 2, what="two documents")
+    names = [p["document"]["filename"] for _, p in emulator.method_calls("sendDocument")]
+    assert names[0].endswith(".md") and names[1].endswith(".json")
+    assert b"A note for my supervisor." in emulator.method_calls("sendDocument")[0][1]["document"]["content"]
+    emulator.send_text(ALEX, "/share 1")
+    emulator.press(ALEX, "share:scope:full", emulator.wait_text(ALEX, "How much").message_id)
+    emulator.press(ALEX, "share:labels:no", emulator.wait_text(ALEX, "Replace the names").message_id)
+    emulator.press(ALEX, "share:confirm:yes", emulator.wait_text(ALEX, "exactly what they will see").message_id)
+    emulator.wait_text(ALEX, "Entry #1 is shared")
+    emulator.send_text(BLAKE, "/review", name="Blake")
+    listing = emulator.wait_text(BLAKE, "Shared with you")
+    emulator.press(BLAKE, listing.buttons[0][1], listing.message_id, name="Blake")
+    shown = emulator.wait_text(BLAKE, "A note for my supervisor.")
+    emulator.press(BLAKE, shown.buttons[0][1], shown.message_id, name="Blake")
+    emulator.wait_text(BLAKE, "Type your comment")
+    emulator.send_text(BLAKE, "Thanks, let's talk on Friday.", name="Blake")
+    emulator.wait_text(BLAKE, "Sent.")
+    pushed = emulator.wait_text(ALEX, "Your supervisor commented on entry #1: Thanks, let's talk on Friday.")
+    assert pushed.buttons and pushed.buttons[0][0] == "Answer"

@@ -9,7 +9,9 @@ label presses it, as tapping a button would in Telegram.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from bot.engine.engine import Engine
@@ -36,11 +38,14 @@ def _choice_for(line: str, choices: tuple[Choice, ...]) -> str | None:
 class ConsoleChat:
     """Feeds lines to the engine as one user and prints what it says back."""
 
-    def __init__(self, engine: Engine, user: str, display_name: str, out: TextIO):
+    def __init__(self, engine: Engine, user: str, display_name: str, out: TextIO,
+                 files_dir: Path | None = None):
         self.engine = engine
         self.user = f"console:{user}"
         self.display_name = display_name
         self.out = out
+        # Files the user asked for (an export) go where they ran the command, never into the data dir.
+        self.files_dir = Path(files_dir) if files_dir else Path.cwd()
         self._choices: tuple[Choice, ...] = ()
 
     async def send(self, line: str) -> list[Reply]:
@@ -50,9 +55,23 @@ class ConsoleChat:
         replies = await self.engine.handle(event)
         for reply in replies:
             print(render(reply), file=self.out, flush=True)
+            if reply.attachment is not None:
+                path = self._save(reply.attachment)
+                print(f"         (saved to {path})", file=self.out, flush=True)
         if replies:
             self._choices = replies[-1].choices
         return replies
+
+    def _save(self, attachment) -> Path:
+        target = self.files_dir / attachment.name
+        n = 1
+        while target.exists():
+            target = self.files_dir / f"{Path(attachment.name).stem}-{n}{Path(attachment.name).suffix}"
+            n += 1
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # readable by its owner only
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(attachment.data)
+        return target
 
     async def greet(self) -> None:
         await self.send("/start")

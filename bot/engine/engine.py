@@ -18,6 +18,7 @@ from .inputs import Command, clean, parse_command, problem_with
 from .journal_commands import JournalCommands
 from .records import Choice, Entry, Event, Reply
 from .reflection import Reflection, first_sentence
+from .sharing_commands import SharingCommands
 from .unit import UnitOfWork, current_unit
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class Engine:
         self.ctx = ctx
         self.reflection = Reflection(ctx)
         self.journal = JournalCommands(ctx)
+        self.sharing = SharingCommands(ctx, self.journal)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def handle(self, event: Event) -> list[Reply]:
@@ -51,7 +53,8 @@ class Engine:
             zone = store.get_timezone(event.user)
             tokens = (current_unit.set(unit), current_tz.set(ZoneInfo(zone) if zone else None))
             try:
-                replies = [r for r in await self._dispatch(event, state) if r.text]
+                replies = self._notifications(event.user) + \
+                    [r for r in await self._dispatch(event, state) if r.text]
             except Exception as exc:
                 # Log the type only: never the text a user wrote (promise 13). Nothing is committed.
                 log.error("engine error %s while handling an event", type(exc).__name__)
@@ -59,11 +62,20 @@ class Engine:
             finally:
                 current_unit.reset(tokens[0])
                 current_tz.reset(tokens[1])
+            if state.get("_forgotten"):
+                return replies  # everything about this person is gone: write nothing back
             if event.id is not None:
                 state["last_event"] = {"id": event.id, "replies": [r.to_dict() for r in replies]}
             if unit.ops or repr(state) != before:
                 store.apply(event.user, unit.ops, state)
             return replies
+
+    def _notifications(self, user: str) -> list[Reply]:
+        """Messages from others (a supervisor's comment) not yet delivered: shown first."""
+        if self.ctx.sharing is None:
+            return []
+        return [Reply(n["text"], tuple(Choice(label, data) for label, data in n.get("choices", [])))
+                for n in self.ctx.sharing.take_notifications(user)]
 
     async def _dispatch(self, event: Event, state: dict) -> list[Reply]:
         if event.choice is not None:
@@ -127,6 +139,22 @@ class Engine:
             return self.journal.search(user, args)
         if name == "timezone":
             return self._timezone(user, args)
+        if name == "share":
+            return self.sharing.share(user, args, state)
+        if name == "unshare":
+            return self.sharing.unshare(user, args)
+        if name == "shared":
+            return self.sharing.shared(user)
+        if name == "access":
+            return self.sharing.access(user)
+        if name == "team":
+            return self.sharing.team(user)
+        if name == "review":
+            return self.sharing.review(user)
+        if name == "export":
+            return self.sharing.export(user)
+        if name == "forget":
+            return self.sharing.forget(user, state)
         return [Reply(self.ctx.say("unknown_command", command=f"/{name}"))]
 
     async def _on_other_kind(self, event: Event, state: dict) -> list[Reply]:
@@ -181,6 +209,14 @@ class Engine:
                 return [Reply(self.ctx.say("nothing_to_resume"))]
             replies, entry = await self.reflection.on_choice(user, reflect, data)
             return replies + self._finish(user, entry, state)
+        if data.startswith("share:"):
+            return self.sharing.on_choice(user, data, state)
+        if data.startswith("forget:"):
+            return self.sharing.forget_choice(user, data, state)
+        if data.startswith("rv:") and data[3:].isdigit():
+            return self.sharing.read(user, int(data[3:]))
+        if data.startswith("cm:") and data[3:].isdigit():
+            return self.sharing.start_comment(user, int(data[3:]), state)
         if data == "tz:other":
             return [Reply(self.ctx.say("timezone_other"))]
         if data.startswith("tz:"):
@@ -205,6 +241,12 @@ class Engine:
                 return replies
             # They moved on: keep the entry and treat this message as it stands.
             return replies + await self._on_text(user, text, state)
+        if pending and pending["action"] == "comment":
+            return self.sharing.finish_comment(user, text, state)
+        if pending and pending["action"] in ("share", "forget"):
+            state.pop("pending", None)  # they moved on: nothing is shared or erased by a stray message
+            return [Reply(self.ctx.say("share_cancelled" if pending["action"] == "share" else "forget_kept"))] + \
+                await self._on_text(user, text, state)
         if pending and pending["action"] == "edit":
             if pending.get("field") is None:
                 return self.journal.pick_field_by_text(user, text, state)

@@ -54,6 +54,9 @@ class JournalCommands:
         entry, problem = self._lookup(user, args, "/show")
         if entry is None:
             return problem
+        return [Reply(self.show_text(entry))]
+
+    def show_text(self, entry: Entry) -> str:
         kind = "Reflection" if entry.kind == "reflection" else "Quick note"
         lines = [f"#{entry.number} · {kind} · {self.ctx.local(entry.created_at)}"]
         if entry.note:
@@ -70,7 +73,7 @@ class JournalCommands:
             lines.append(f"Tags: {', '.join(entry.tags)}")
         if entry.suggestion:
             lines.append(f"Idea offered: {entry.suggestion}")
-        return [Reply("\n".join(lines))]
+        return "\n".join(lines)
 
     # ----- delete -----------------------------------------------------------
 

@@ -12,6 +12,7 @@ import string
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -32,6 +33,7 @@ class Step(_Strict):
     options: tuple[str, ...] = ()
     followup: bool = False
     own_reading: bool = False
+    section: Literal["what", "so_what", "now_what"] = "what"  # where it goes in an export
     fallbacks: tuple[str, ...] = Field(min_length=1)
 
     @field_validator("fallbacks")
@@ -104,6 +106,14 @@ MESSAGE_KEYS: dict[str, set[str]] = {
     "edited_message": set(), "sticker_received": set(), "photo_received": set(), "voice_received": set(),
     "document_received": set(), "unsupported_media": set(),
     "stranger": set(), "invite_invalid": set(), "group_left": set(), "queue_wait": {"ahead"},
+    "sharing_unavailable": set(), "share_no_readers": set(), "share_who": {"number"}, "share_scope": set(),
+    "share_labels": set(), "share_preview": {"content"}, "share_cancelled": set(), "shared_done": {"number"},
+    "unshared": {"number"}, "not_shared": {"number"}, "nothing_shared": set(), "shared_header": set(),
+    "access_none": set(), "access_header": set(), "supervisors_only": set(), "team_empty": set(),
+    "team_header": set(), "review_empty": set(), "review_header": set(), "not_shared_with_you": set(),
+    "comment_prompt": set(), "comment_sent": set(), "comment_from_supervisor": {"number", "text"},
+    "comment_from_author": {"number", "text"}, "export_ready": {"count"}, "export_json": set(),
+    "forget_first": set(), "forget_second": set(), "forget_kept": set(), "forgotten": set(),
 }
 
 

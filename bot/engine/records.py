@@ -6,6 +6,7 @@ read these records; transports turn events and replies into their own shapes.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,22 +20,37 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent with a reply (an export). Transports deliver it without writing it to the data dir."""
+
+    name: str
+    data: bytes
+    mime: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
 class Reply:
     """One message from the bot. Model text is marked so transports send it plain."""
 
     text: str
     choices: tuple[Choice, ...] = ()
     generated: bool = False  # contains model output: send as plain text, no previews
-
+    attachment: Attachment | None = None
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "choices": [[c.label, c.data] for c in self.choices],
-                "generated": self.generated}
+        out = {"text": self.text, "choices": [[c.label, c.data] for c in self.choices],
+               "generated": self.generated}
+        if self.attachment is not None:
+            out["attachment"] = {"name": self.attachment.name, "mime": self.attachment.mime,
+                                 "data": base64.b64encode(self.attachment.data).decode()}
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "Reply":
+        att = data.get("attachment")
+        attachment = Attachment(att["name"], base64.b64decode(att["data"]), att["mime"]) if att else None
         return cls(data["text"], tuple(Choice(label, d) for label, d in data.get("choices", [])),
-                   bool(data.get("generated")))
+                   bool(data.get("generated")), attachment)
 
 
 #: What kind of thing a user sent. Transports map their own message types onto these.

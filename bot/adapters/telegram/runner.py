@@ -15,6 +15,7 @@ Flow of one message:
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import time
@@ -24,7 +25,7 @@ from typing import Any
 # (flood.retry_after_seconds accepts both).
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 
-from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram import BotCommand, InputFile, LinkPreviewOptions, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
@@ -39,8 +40,11 @@ log = logging.getLogger(__name__)
 MENU = [("reflect", "Reflect on a meeting"), ("note", "Save a quick note"), ("journal", "Your recent entries"),
         ("search", "Search your entries"), ("resume", "Go on with a reflection"), ("skip", "Skip this question"),
         ("back", "Previous question"), ("cancel", "Stop the current action"), ("show", "Show an entry"),
-        ("edit", "Change an entry"), ("delete", "Delete an entry"), ("timezone", "Your time zone"),
-        ("privacy", "Where your data lives"), ("help", "What I can do")]
+        ("edit", "Change an entry"), ("delete", "Delete an entry"), ("share", "Share an entry"),
+        ("unshare", "Take a share back"), ("shared", "What you share"), ("access", "Who read what"),
+        ("export", "Download everything"), ("forget", "Erase everything about you"),
+        ("team", "Supervisors: your team"), ("review", "Supervisors: shared with you"),
+        ("timezone", "Your time zone"), ("privacy", "Where your data lives"), ("help", "What I can do")]
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
@@ -231,7 +235,11 @@ class SpannerTelegram:
             current_partial_sink.reset(token)
         rows = await streamer.finish(replies) if streamer else []
         rows = rows or [payload for reply in replies for payload in to_payloads(reply)]
-        self.transport.finish_update(update.update_id, [(chat_id, row) for row in rows])
+        if not self.transport.finish_update(update.update_id, [(chat_id, row) for row in rows]):
+            # The person was just forgotten (their inbox and outbox went with them): say goodbye directly.
+            for row in rows:
+                if "text" in row and "edit" not in row:
+                    await self._direct(chat_id, row["text"])
         self._wake_send.set()
 
     def _event(self, update: Update) -> Event | None:
@@ -280,8 +288,21 @@ class SpannerTelegram:
             except asyncio.TimeoutError:
                 pass
             self._wake_send.clear()
+            self._push_notifications()
             for chat_id in self.transport.pending_chats():
                 _ensure_worker(self._chat_tasks, chat_id, self._drain_chat)
+
+    def _push_notifications(self) -> None:
+        """Messages caused by someone else (a supervisor's comment) go out without waiting for the user."""
+        sharing = self.app.engine.ctx.sharing
+        if sharing is None:
+            return
+        for handle in sharing.pending_notification_handles():
+            if not handle.startswith("telegram:"):
+                continue
+            chat_id = int(handle.split(":", 1)[1])
+            for note in sharing.take_notifications(handle):
+                self.transport.queue(handle, chat_id, {"text": note["text"], "choices": note.get("choices", [])})
 
     async def _drain_chat(self, chat_id: int) -> None:
         while not self._stop.is_set():
@@ -299,6 +320,11 @@ class SpannerTelegram:
                 async with self.flood.slot(row.chat_id):
                     if "delete" in p:
                         await self.bot.delete_message(row.chat_id, p["delete"])
+                    elif "document" in p:
+                        doc = p["document"]
+                        await self.bot.send_document(row.chat_id, InputFile(base64.b64decode(doc["data"]),
+                                                                            filename=doc["name"]),
+                                                     caption=p["text"][:1024] or None)
                     elif "edit" in p:
                         await self.bot.edit_message_text(p["text"], chat_id=row.chat_id, message_id=p["edit"],
                                                          reply_markup=keyboard(p.get("choices", [])),
@@ -399,6 +425,10 @@ def _ensure_worker(tasks: dict, key, work) -> None:
 def to_payloads(reply: Reply) -> list[dict]:
     """One outbox row per Telegram message: split at 4,096, buttons on the last part."""
     text = strip_urls(reply.text) if reply.generated else reply.text
+    if reply.attachment is not None:
+        att = reply.attachment
+        return [{"text": text[:1024], "document": {"name": att.name, "mime": att.mime,
+                                                   "data": base64.b64encode(att.data).decode()}}]
     parts = split_text(text)
     rows = [{"text": part} for part in parts]
     rows[-1]["choices"] = [[c.label, c.data] for c in reply.choices]
