@@ -47,6 +47,18 @@ def press(chat: Chat, data: str) -> list[str]:
     return [r.text for r in replies]
 
 
+def open_first_share(reader: Chat) -> int:
+    """The reader lists what is shared with them and takes the first item's share id."""
+    reader.say("/review")
+    return int(reader.console._choices[0].data.split(":")[1])
+
+
+def comment_on(reader: Chat, share_id: int, text: str) -> list[str]:
+    press(reader, f"rv:{share_id}")
+    press(reader, f"cm:{share_id}")
+    return reader.say(text)
+
+
 def share_entry(chat: Chat, number: int, scope: str = "full", labels: str = "no") -> list[str]:
     chat.say(f"/share {number}")
     press(chat, f"share:scope:{scope}")
@@ -67,9 +79,8 @@ def test_nothing_is_shared_by_default_and_the_author_sees_exactly_what_goes(team
     assert "Quick note" in preview  # our own words are left alone
     done = press(ana, "share:confirm:yes")[0]
     assert "Entry #1 is shared" in done
-    listing = sue.say("/review")[0]
-    assert "Ana, #1" in listing
-    share_id = int(sue.console._choices[0].data.split(":")[1])
+    share_id = open_first_share(sue)
+    assert "Ana, #1" in sue.replies[-1].text
     shown = press(sue, f"rv:{share_id}")[0]
     assert preview.split("\n\n", 1)[1] in shown  # exactly what the author approved
     access = ana.say("/access")[0]
@@ -80,8 +91,7 @@ def test_unshare_is_immediate_and_a_stale_button_gets_a_refusal(team):
     ana, sue = team["ana"], team["sue"]
     ana.say("A note to share then take back.")
     share_entry(ana, 1)
-    sue.say("/review")
-    share_id = int(sue.console._choices[0].data.split(":")[1])
+    share_id = open_first_share(sue)
     assert "Entry #1 is no longer shared" in ana.say("/unshare 1")[0]
     assert press(sue, f"rv:{share_id}") == ["That entry isn't shared with you (or no longer is)."]
     assert sue.say("/review") == ["Nothing is shared with you at the moment."]
@@ -94,8 +104,7 @@ def test_a_supervisor_sees_nothing_else_ever(team):
     ana.say(f"A draft reflection about {MARKER}.")
     ben.say("Ben's note for Tom.")
     share_entry(ben, 1)
-    tom.say("/review")
-    bens_share = int(tom.console._choices[0].data.split(":")[1])
+    bens_share = open_first_share(tom)
     # Sue is not Ben's reader: a forged button for Ben's share is refused and not logged as a read.
     assert press(sue, f"rv:{bens_share}") == ["That entry isn't shared with you (or no longer is)."]
     assert sue.say("/review") == ["Nothing is shared with you at the moment."]
@@ -112,11 +121,8 @@ def test_comments_go_to_the_author_who_can_answer(team):
     ana, sue = team["ana"], team["sue"]
     ana.say("Reflection on the estates meeting.")
     share_entry(ana, 1)
-    sue.say("/review")
-    share_id = int(sue.console._choices[0].data.split(":")[1])
-    press(sue, f"rv:{share_id}")
-    press(sue, f"cm:{share_id}")
-    assert sue.say("What would make the next meeting easier?") == ["Sent."]
+    share_id = open_first_share(sue)
+    assert comment_on(sue, share_id, "What would make the next meeting easier?") == ["Sent."]
     got = ana.say("/journal")
     assert got[0] == "Your supervisor commented on entry #1: What would make the next meeting easier?"
     assert ana.replies[-2].choices[0].data == f"cm:{share_id}"
@@ -274,11 +280,7 @@ def test_forget_me_asks_twice_then_erases_everything_including_from_old_backups(
     app = ana.app
     ana.say(f"Ana's {MARKER} note.")
     share_entry(ana, 1)
-    sue.say("/review")
-    share_id = int(sue.console._choices[0].data.split(":")[1])
-    press(sue, f"rv:{share_id}")
-    press(sue, f"cm:{share_id}")
-    sue.say(f"Comment on {MARKER}.")
+    comment_on(sue, open_first_share(sue), f"Comment on {MARKER}.")
     ben.say("Ben's note stays.")
     old_backup = lifecycle.backup(app.config.data_dir, tmp_path / "backups")
     ana.say("/forget")
@@ -370,11 +372,7 @@ def test_shared_content_comments_and_backups_hold_no_plaintext(team, tmp_path, c
     ana, sue = team["ana"], team["sue"]
     ana.say(f"Note {MARKER}.")
     share_entry(ana, 1)
-    sue.say("/review")
-    share_id = int(sue.console._choices[0].data.split(":")[1])
-    press(sue, f"rv:{share_id}")
-    press(sue, f"cm:{share_id}")
-    sue.say(f"Comment {MARKER}.")
+    comment_on(sue, open_first_share(sue), f"Comment {MARKER}.")
     lifecycle.backup(ana.app.config.data_dir, tmp_path / "backups")
     lifecycle.checkpoint(ana.app.journal)
     for folder in (ana.app.config.data_dir, tmp_path / "backups"):
