@@ -85,10 +85,18 @@ def build_literature(config: Config, embedder):
 def build_app(config: Config, *, clock=None, generator=None, journal=None,
               start_model: bool = True) -> App:
     """Compose Spanner. Tests may pass a clock, a generator or a journal they must control."""
-    from storage.journal import SqlJournal
-
     config.data_dir.mkdir(parents=True, exist_ok=True)
     log_handler = setup_logging(config.data_dir / "logs", config.logging.level)
+    try:
+        return _compose(config, clock, generator, journal, start_model, log_handler)
+    except BaseException:
+        close_logging(log_handler)  # a failed start must not leave a handler on a folder we never use
+        raise
+
+
+def _compose(config: Config, clock, generator, journal, start_model: bool, log_handler) -> App:
+    from storage.journal import SqlJournal
+
     prompts = load_prompt_data(config.paths.prompts_dir)
     if config.reflection.protocol not in prompts.protocols:
         from .config import ConfigError
