@@ -57,6 +57,15 @@ def _parser() -> argparse.ArgumentParser:
     forget.add_argument("user")
     forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     admin_sub.add_parser("rotate-key", parents=[common], help="re-seal every key under a new master key")
+    pair = admin_sub.add_parser("pair", parents=[common], help="pair a mentor and a mentee and start a programme")
+    pair.add_argument("mentor")
+    pair.add_argument("mentee")
+    pair.add_argument("--programme", default="new_spanner", help="a programme in prompts/programmes")
+    pair.add_argument("--start", default=None, help="start date YYYY-MM-DD (default: today)")
+    unpair = admin_sub.add_parser("unpair", parents=[common], help="end a pairing")
+    unpair.add_argument("mentor")
+    unpair.add_argument("mentee")
+    admin_sub.add_parser("succession", parents=[common], help="is succession happening? (no content)")
 
     backup = sub.add_parser("backup", parents=[common], help="a consistent online backup of the database")
     backup.add_argument("folder")
@@ -72,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="instead: the Telegram numbers against the emulator, with a MINUTES-long soak")
     bench.add_argument("--data", action="store_true",
                        help="instead: encryption, export, erasure and backup costs")
+    bench.add_argument("--schedule", action="store_true",
+                       help="instead: scheduler tick cost and a burst of check-ins through Telegram")
     return parser
 
 
@@ -97,6 +108,8 @@ def cmd_chat(args) -> int:
             print(f"note: {note}", file=sys.stderr)
         if sys.stdin.isatty():
             print("(Type a message, or /help. Ctrl-D leaves; everything is saved as you go.)", file=sys.stderr)
+        # Due check-ins and reminders are delivered now, and shown with the greeting.
+        app.scheduler.tick()
         run_console(app.engine, user)
     finally:
         app.close()
@@ -199,6 +212,9 @@ def cmd_admin(args) -> int:
             journal.close()
             rotate_master_key(config.data_dir)
             print("master key rotated; keep a copy of the new keys folder apart from backups")
+        elif args.admin_command in ("pair", "unpair", "succession"):
+            journal.close()
+            return _admin_mentoring(config, args)
         elif args.admin_command == "revoke":
             if not people.revoke(args.user):
                 print(f"spanner: no user {args.user!r}; `spanner admin users` lists them", file=sys.stderr)
@@ -228,6 +244,66 @@ def _admin_export(config, user: str, folder: Path) -> int:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(reply.attachment.data)
             print(target)
+    finally:
+        app.close()
+    return 0
+
+
+def _admin_mentoring(config, args) -> int:
+    from datetime import datetime, timezone
+
+    from .compose import build_app
+
+    quiet = load_config(overrides={"paths.data_dir": str(config.data_dir), "llm.enabled": False,
+                                   "retrieval.enabled": False, "paths.prompts_dir": str(config.paths.prompts_dir)})
+    app = build_app(quiet)
+    say, mentoring, sharing = app.prompts.say, app.mentoring, app.sharing
+    try:
+        if args.admin_command == "succession":
+            report = mentoring.succession(datetime.now(timezone.utc), config.scheduler.silent_weeks,
+                                          config.scheduler.mentor_capacity)
+            print(f"active: {report['spanners']} spanners, {report['mentors']} mentors, {report['mentees']} mentees")
+            for name, count in report["per_mentor"].items():
+                print(f"  mentor {name}: {count} mentee(s)")
+            for mentee, mentor, p in report["progress"]:
+                print(f"  mentee {mentee} (mentor {mentor}): {p.answered} weeks answered, {p.skipped} skipped")
+            print(f"at risk, silent for {config.scheduler.silent_weeks}+ weeks: {', '.join(report['silent']) or 'none'}")
+            print(f"mentors over capacity ({config.scheduler.mentor_capacity}): "
+                  f"{', '.join(report['over_capacity']) or 'none'}")
+            print(f"mentors with no one lined up to take over: {', '.join(report['no_successor']) or 'none'}")
+            return 0
+        if args.admin_command == "unpair":
+            if not mentoring.unpair(args.mentor, args.mentee):
+                print(f"spanner: {args.mentor} and {args.mentee} are not paired", file=sys.stderr)
+                return EXIT_USAGE
+            print("pairing ended")
+            return 0
+        if args.programme not in app.prompts.programmes:
+            print(f"spanner: no programme {args.programme!r}; fix: use one of {sorted(app.prompts.programmes)}",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        start = datetime.fromisoformat(args.start).replace(tzinfo=timezone.utc) if args.start else \
+            datetime.now(timezone.utc)
+        try:
+            mentoring.pair(args.mentor, args.mentee, args.programme, start)
+        except (LookupError, ValueError) as exc:
+            print(f"spanner: {exc}; `spanner admin users` lists people and roles", file=sys.stderr)
+            return EXIT_USAGE
+        from .scheduler.slots import parse_days
+        now = datetime.now(timezone.utc)
+        zone = app.journal.get_timezone(args.mentee) or config.display.timezone
+        if mentoring.schedule(args.mentee, "checkin") is None:
+            mentoring.set_schedule(args.mentee, "checkin", parse_days(config.scheduler.default_days),
+                                   config.scheduler.default_time, zone, now)
+        if mentoring.schedule(args.mentor, "digest") is None:
+            mentoring.set_schedule(args.mentor, "digest", parse_days("mon"), "08:00",
+                                   app.journal.get_timezone(args.mentor) or config.display.timezone, now)
+        programme = app.prompts.programmes[args.programme]
+        mentee_name, mentor_name = app.journal.display_name(args.mentee), app.journal.display_name(args.mentor)
+        sharing.notify(args.mentee, {"text": say("paired_mentee", mentor=mentor_name, title=programme.title,
+                                                 intro=programme.intro)})
+        sharing.notify(args.mentor, {"text": say("paired_mentor", mentee=mentee_name, title=programme.title)})
+        print(f"paired: {mentor_name} mentors {mentee_name} on {programme.title}")
     finally:
         app.close()
     return 0
@@ -280,7 +356,7 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
 
     return run_bench(load_config(args.config), runs=args.runs, synthetic_chunks=args.synthetic_chunks,
-                     telegram_minutes=args.telegram, data_only=args.data)
+                     telegram_minutes=args.telegram, data_only=args.data, schedule_only=args.schedule)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .config import Config
@@ -18,6 +18,8 @@ from .engine.prompt_data import PromptData, load_prompt_data
 from .llm.llama_generator import LlamaGenerator
 from .llm.model_files import default_embedding_files, default_model_path
 from .logs import close_logging, setup_logging
+from .scheduler.service import CheckinScheduler
+from .scheduler.slots import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +53,13 @@ class App:
     prompts: PromptData
     notes: list[str] = field(default_factory=list)  # start-up notices for the operator
     log_handler: object | None = None
+    scheduler: object | None = None
+    mentoring: object | None = None
+    sharing: object | None = None
 
     def close(self) -> None:
-        for part in (self.generator, self.journal):
-            close = getattr(part, "close", None)
+        for part in (self.scheduler, self.generator, self.journal):
+            close = getattr(part, "close", None) or getattr(part, "stop", None)
             if close:
                 close()
         close_logging(self.log_handler)
@@ -138,11 +143,52 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
         max_message_chars=config.limits.max_message_chars, model_input_chars=config.limits.model_input_chars,
         timezone=config.display.timezone, data_dir_label=str(config.data_dir),
         idle_hours=config.reflection.idle_hours)
+    from storage.mentoring import MentoringStore
     from storage.sharing import SharingStore
 
+    clock = clock or SystemClock()
+    sharing, mentoring = SharingStore(journal), MentoringStore(journal)
     ctx = Context(store=journal, generator=generator, literature=literature, embedder=embedder,
-                  prompts=prompts, settings=settings, clock=clock or SystemClock(),
-                  sharing=SharingStore(journal), lifecycle=Eraser(journal))
+                  prompts=prompts, settings=settings, clock=clock, sharing=sharing, lifecycle=Eraser(journal),
+                  mentoring=mentoring)
+    scheduler = CheckinScheduler(mentoring, CheckinMessages(prompts, mentoring), clock,
+                                 grace=timedelta(hours=config.scheduler.grace_hours),
+                                 quiet=_quiet(config.scheduler.quiet_hours))
+    ctx.tick = scheduler.tick
     return App(config=config, engine=Engine(ctx), journal=journal, generator=generator,
                literature=literature, embedder=embedder, prompts=prompts, notes=notes,
-               log_handler=log_handler)
+               log_handler=log_handler, scheduler=scheduler, mentoring=mentoring, sharing=sharing)
+
+
+def _quiet(spec: str):
+    if not spec:
+        return None
+    start, end = spec.split("-")
+    return parse_time(start), parse_time(end)
+
+
+class CheckinMessages:
+    """What a scheduled message says: this week's check-in, a reminder, or a mentor's digest."""
+
+    def __init__(self, prompts: PromptData, mentoring):
+        self.prompts = prompts
+        self.mentoring = mentoring
+
+    def __call__(self, handle: str, kind: str, week: int | None) -> dict:
+        say = self.prompts.say
+        if kind == "checkin":
+            pairing = self.mentoring.pairing_of(handle)
+            programme = self.prompts.programmes.get(pairing[1]) if pairing else None
+            if programme is None or week is None or week > len(programme.weeks):
+                return {"text": say("reminder_message"), "choices": [["Reflect now", "rm:reflect"]]}
+            w = programme.weeks[week - 1]
+            return {"text": say("checkin_message", checkin=w.checkin, week=week, weeks=len(programme.weeks),
+                                mentor=w.mentor),
+                    "choices": [["Start check-in", "ci:start"], ["Snooze 2h", "ci:snooze"],
+                                ["Skip this week", "ci:skip"]]}
+        if kind == "digest":
+            rows = self.mentoring.mentees_of(handle)
+            lines = "\n".join(f"{p.name}: {p.answered} answered, {p.skipped} skipped"
+                              f"{', paused' if p.paused else ''}" for p in rows) or "No mentees at the moment."
+            return {"text": say("digest_message", lines=lines)}
+        return {"text": say("reminder_message"), "choices": [["Reflect now", "rm:reflect"]]}

@@ -104,6 +104,19 @@ class TelegramConfig(_Section):
     webhook_secret_file: Path | None = None  # else SPANNER_WEBHOOK_SECRET
 
 
+class SchedulerConfig(_Section):
+    # A check-in missed while Spanner was down is still sent within this many hours; older ones are skipped.
+    grace_hours: float = Field(default=3.0, ge=0, le=24 * 7)
+    # No check-ins in these local hours ("" for none); one due then waits until they end.
+    quiet_hours: str = Field(default="21:00-07:00", pattern=r"^$|^\d{1,2}:\d{2}-\d{1,2}:\d{2}$")
+    tick_seconds: int = Field(default=60, ge=5, le=3600)
+    # The check-in schedule a new mentee starts with (they change it with /checkins).
+    default_days: str = "mon"
+    default_time: str = Field(default="09:00", pattern=r"^\d{1,2}:\d{2}$")
+    mentor_capacity: int = Field(default=4, ge=1, le=100)
+    silent_weeks: int = Field(default=3, ge=1, le=52)
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -116,6 +129,7 @@ class Config(_Section):
     limits: LimitsConfig = LimitsConfig()
     display: DisplayConfig = DisplayConfig()
     telegram: TelegramConfig = TelegramConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @property

@@ -139,7 +139,7 @@ class SqlJournal:
             answers.append(Answer(step_id=a.step_id, skipped=a.skipped, **fields))
         return Entry(kind=row.kind, number=row.number, protocol=row.protocol, title=text["title"],
                      note=text["note"], summary=text["summary"], tags=json.loads(text["tags"]),
-                     suggestion=text["suggestion"], answers=answers,
+                     suggestion=text["suggestion"], answers=answers, week=row.programme_week,
                      created_at=row.created_at, updated_at=row.updated_at)
 
     def _vector(self, key: bytes, user_id: int, row: EntryRow) -> list[float] | None:
@@ -165,7 +165,7 @@ class SqlJournal:
         u.next_number = number + 1
         now = utcnow()
         row = EntryRow(uid=uuid.uuid4().hex, user_id=u.id, number=number, kind=entry.kind,
-                       protocol=entry.protocol, created_at=now, updated_at=now)
+                       protocol=entry.protocol, created_at=now, updated_at=now, programme_week=entry.week)
         s.add(row)
         self._write_entry(s, key, u, row, entry, vector)
         entry.number, entry.created_at, entry.updated_at = number, now, now
@@ -256,10 +256,18 @@ class SqlJournal:
                         s.delete(row)
                 elif op[0] == "timezone":
                     u.timezone = op[1]
+                elif op[0] == "week":
+                    from .mentoring import finish_week
+                    finish_week(s, u, op[1], op[2])
                 else:
                     raise ValueError(f"unknown journal operation {op[0]!r}")
             self._write_state(s, key, u, state)
         return added
+
+    def display_name(self, user: str) -> str:
+        with self._sessions() as s:
+            u = self._user(s, user)
+            return (u.display_name or u.handle.split(":", 1)[-1]) if u else user
 
     def get_timezone(self, user: str) -> str | None:
         with self._sessions() as s:

@@ -91,6 +91,7 @@ class EntryRow(Base):
     tags_ct: Mapped[bytes] = mapped_column(LargeBinary)
     suggestion_ct: Mapped[bytes] = mapped_column(LargeBinary)
     vector_ct: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    programme_week: Mapped[int | None] = mapped_column(Integer, nullable=True)  # a check-in's week
     answers: Mapped[list["AnswerRow"]] = relationship(
         back_populates="entry", cascade="all, delete-orphan", order_by="AnswerRow.position",
         passive_deletes=True)
@@ -214,3 +215,47 @@ class Notification(Base):
     payload_ct: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+
+
+class Pairing(Base):
+    """A mentor and a mentee on a programme."""
+
+    __tablename__ = "pairings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mentor_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    mentee_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    programme: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Schedule(Base):
+    """When someone wants their check-ins (or reminders): days and a time in their own time zone."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (UniqueConstraint("user_id", "kind", name="uq_schedules_user_kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "checkin" or "reminder"
+    days: Mapped[str] = mapped_column(String(32))  # "0,3": Monday and Thursday
+    at: Mapped[str] = mapped_column(String(5))  # "09:30", local time
+    timezone: Mapped[str] = mapped_column(String(64))
+    next_slot: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Delivery(Base):
+    """The ledger: one row per (person, kind, slot), so a slot goes out exactly once."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("user_id", "kind", "slot", name="uq_deliveries_user_kind_slot"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    slot: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(12))  # delivered, missed, snoozed, skipped, answered
+    week: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it should go out (after snooze, quiet hours)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

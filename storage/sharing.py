@@ -230,12 +230,8 @@ class SharingStore:
     def notify(self, handle: str, payload: dict) -> None:
         with self._sessions.begin() as s:
             user = self._user(s, handle)
-            if user is None:
-                return
-            n = Notification(user_id=user.id, payload_ct=b"", created_at=utcnow())
-            s.add(n)
-            s.flush()
-            n.payload_ct = self._seal(s, user, "notifications", n.id, "payload", json.dumps(payload))
+            if user is not None:
+                add_notification(self.journal, s, user, payload)
 
     def take_notifications(self, handle: str) -> list[dict]:
         """Undelivered notifications for this user, marked delivered."""
@@ -256,3 +252,12 @@ class SharingStore:
         with self._sessions() as s:
             return list(s.scalars(select(User.handle).join(Notification, Notification.user_id == User.id)
                                   .where(Notification.delivered_at.is_(None)).distinct()))
+
+
+def add_notification(journal: SqlJournal, s: Session, user: User, payload: dict) -> None:
+    """Queue a message for a person inside the caller's transaction, sealed under their key."""
+    n = Notification(user_id=user.id, payload_ct=b"", created_at=utcnow())
+    s.add(n)
+    s.flush()
+    n.payload_ct = seal(journal._key(s, user), json.dumps(payload).encode(),
+                        field_aad(user.id, "notifications", str(n.id), "payload"))

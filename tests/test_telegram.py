@@ -542,3 +542,42 @@ def test_export_arrives_as_documents_and_comments_are_pushed(live, emulator):
     emulator.wait_text(BLAKE, "Sent.")
     pushed = emulator.wait_text(ALEX, "Your supervisor commented on entry #1: Thanks, let's talk on Friday.")
     assert pushed.buttons and pushed.buttons[0][0] == "Answer"
+
+
+def test_a_checkin_is_delivered_answered_and_saved_over_telegram(live, emulator, tg_config):
+    from datetime import datetime, timedelta, timezone
+
+    from bot.scheduler.slots import parse_days
+    clock = FixedClock(datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc))
+    bot = live(tg_config(), members=(ALEX,), clock=clock)
+    _make_member(bot.app, BLAKE, "mentor")
+    bot.app.mentoring.pair("telegram:502", "telegram:501", "new_spanner", clock.now())
+    bot.app.mentoring.set_schedule("telegram:501", "checkin", parse_days("mon"), "09:00", "Europe/London",
+                                   clock.now())
+    clock.moment += timedelta(hours=1, minutes=1)
+    bot.app.scheduler.tick()  # the bot's own APScheduler job may get there first: either way, once
+    checkin = emulator.wait_text(ALEX, "Week 1: mapping your boundaries")
+    bot.app.scheduler.tick()
+    time.sleep(1.2)
+    assert sum("Week 1: mapping your boundaries" in t for t in emulator.texts(ALEX)) == 1
+    assert [label for label, _ in checkin.buttons] == ["Start check-in", "Snooze 2h", "Skip this week"]
+    emulator.press(ALEX, "ci:start", checkin.message_id)
+    emulator.wait_text(ALEX, "Which boundaries did you cross")
+    for answer in ("The council and the trust.", "The ward managers.", "Weekend discharges."):
+        before = len(emulator.chat(ALEX))
+        emulator.send_text(ALEX, answer)
+        emulator.wait_for(lambda: len(emulator.chat(ALEX)) > before, what="the next question")
+        time.sleep(0.3)
+    for _ in range(10):
+        if bot.app.journal.load_state("telegram:501")["reflect"]["phase"] == "review":
+            break
+        before = len(emulator.chat(ALEX))
+        emulator.send_text(ALEX, "/skip")
+        emulator.wait_for(lambda: len(emulator.chat(ALEX)) > before, what="next")
+        time.sleep(0.3)
+    summary = emulator.wait_text(ALEX, "Here is a short summary")
+    emulator.press(ALEX, "r:save", summary.message_id)
+    emulator.wait_text(ALEX, "Saved as entry #1")
+    entry = bot.app.journal.get_entry("telegram:501", 1)
+    assert entry.week == 1 and entry.answers[0].answer == "The council and the trust."
+    assert bot.app.mentoring.current_week("telegram:501") == 2

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from .guard import Guard
-from .ports import Clock, Embedder, Generator, Journal, Lifecycle, Literature, Sharing
+from .ports import Clock, Embedder, Generator, Journal, Lifecycle, Literature, Mentoring, Sharing
 from .prompt_data import PromptData
 from .records import Reply
 from .unit import current_unit
@@ -55,6 +55,8 @@ class Context:
     clock: Clock
     sharing: Sharing | None = None
     lifecycle: Lifecycle | None = None
+    mentoring: Mentoring | None = None
+    tick: Callable[[], object] | None = None  # run the scheduler now (set at composition)
     guard: Guard = field(init=False)
     # Users already told that the model is unavailable: we say so once, not every turn.
     _told_unavailable: set[str] = field(default_factory=set, init=False)

@@ -18,6 +18,7 @@ from .inputs import Command, clean, parse_command, problem_with
 from .journal_commands import JournalCommands
 from .records import Choice, Entry, Event, Reply
 from .reflection import Reflection, first_sentence
+from .mentoring_commands import MentoringCommands
 from .sharing_commands import SharingCommands
 from .unit import UnitOfWork, current_unit
 
@@ -36,6 +37,7 @@ class Engine:
         self.reflection = Reflection(ctx)
         self.journal = JournalCommands(ctx)
         self.sharing = SharingCommands(ctx, self.journal)
+        self.mentoring = MentoringCommands(ctx, self.reflection)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def handle(self, event: Event) -> list[Reply]:
@@ -108,7 +110,7 @@ class Engine:
             return self.reflection.start(user, state)
         if name == "resume":
             if not reflect:
-                return [Reply(self.ctx.say("nothing_to_resume"))]
+                return self.mentoring.resume_schedule(user) or [Reply(self.ctx.say("nothing_to_resume"))]
             state.pop("pending", None)
             return self.reflection.resume(reflect)
         if name == "cancel":
@@ -117,6 +119,8 @@ class Engine:
             if state.pop("reflect", None):
                 return [Reply(self.ctx.say("cancelled"))]
             return [Reply(self.ctx.say("nothing_to_cancel"))]
+        if name == "skip" and not reflect:
+            return self.mentoring.skip(user)
         if name in REFLECTION_COMMANDS:
             if not reflect:
                 return [Reply(self.ctx.say("not_in_reflection", command=f"/{name}"))]
@@ -126,6 +130,10 @@ class Engine:
         if name == "note":
             if not args:
                 return [Reply(self.ctx.say("note_usage"))]
+            first, _, rest = args.partition(" ")
+            mentee = self.mentoring.mentee_named(user, first) if rest.strip() else None
+            if mentee is not None:  # a mentor writing to their mentee, not a quick note
+                return self.mentoring.note_to_mentee(user, mentee, rest.strip())
             return self._save_note(user, args, state)
         if name == "journal":
             return self.journal.journal(user)
@@ -155,6 +163,16 @@ class Engine:
             return self.sharing.export(user)
         if name == "forget":
             return self.sharing.forget(user, state)
+        if name == "checkins":
+            return self.mentoring.checkins(user, args)
+        if name == "snooze":
+            return self.mentoring.snooze(user, args)
+        if name == "pause":
+            return self.mentoring.pause(user, args)
+        if name == "remind":
+            return self.mentoring.remind(user, args)
+        if name == "mentees":
+            return self.mentoring.mentees(user)
         return [Reply(self.ctx.say("unknown_command", command=f"/{name}"))]
 
     async def _on_other_kind(self, event: Event, state: dict) -> list[Reply]:
@@ -209,6 +227,16 @@ class Engine:
                 return [Reply(self.ctx.say("nothing_to_resume"))]
             replies, entry = await self.reflection.on_choice(user, reflect, data)
             return replies + self._finish(user, entry, state)
+        if data == "ci:start":
+            return self.mentoring.start(user, state)
+        if data == "ci:snooze":
+            return self.mentoring.snooze(user, "2h")
+        if data == "ci:skip":
+            return self.mentoring.skip(user)
+        if data == "rm:reflect":
+            return self.reflection.start(user, state)
+        if data == "mn:reply":
+            return self.mentoring.start_reply(user, state)
         if data.startswith("share:"):
             return self.sharing.on_choice(user, data, state)
         if data.startswith("forget:"):
@@ -241,6 +269,8 @@ class Engine:
                 return replies
             # They moved on: keep the entry and treat this message as it stands.
             return replies + await self._on_text(user, text, state)
+        if pending and pending["action"] == "mentor_reply":
+            return self.mentoring.finish_reply(user, text, state)
         if pending and pending["action"] == "comment":
             return self.sharing.finish_comment(user, text, state)
         if pending and pending["action"] in ("share", "forget"):
@@ -264,6 +294,8 @@ class Engine:
         state.pop("reflect", None)
         # Entry and cleared state commit together: a crash can't leave both or neither.
         saved = self.ctx.journal.add_entry(user, entry, self.ctx.embed(entry.full_text()), state=state)
+        if entry.week is not None:
+            self.mentoring.answered(user, entry.week)
         return [Reply(self.ctx.say("reflection_saved", number=saved.number))]
 
     def _save_note(self, user: str, text: str, state: dict) -> list[Reply]:

@@ -25,6 +25,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _all_questions(values: tuple[str, ...], what: str) -> tuple[str, ...]:
+    for line in values:
+        if not line.strip().endswith("?"):
+            raise ValueError(f"{what} {line!r} must be a question ending with '?'")
+    return values
+
+
 class Step(_Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
     title: str = Field(min_length=1, max_length=80)
@@ -39,10 +46,7 @@ class Step(_Strict):
     @field_validator("fallbacks")
     @classmethod
     def _questions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for line in v:
-            if not line.strip().endswith("?"):
-                raise ValueError(f"fallback {line!r} must be a question ending with '?'")
-        return v
+        return _all_questions(v, "fallback")
 
 
 class Protocol(_Strict):
@@ -62,6 +66,40 @@ class Protocol(_Strict):
 
     def index_of(self, step_id: str) -> int:
         return next(i for i, s in enumerate(self.steps) if s.id == step_id)
+
+
+class Week(_Strict):
+    title: str = Field(min_length=1, max_length=80)
+    checkin: str = Field(min_length=3)
+    questions: tuple[str, ...] = Field(min_length=2, max_length=3)
+    mentor: str = Field(min_length=3)
+
+    @field_validator("questions")
+    @classmethod
+    def _are_questions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _all_questions(v, "question")
+
+
+class Programme(_Strict):
+    name: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    intro: str = ""
+    weeks: tuple[Week, ...] = Field(min_length=1)
+
+
+CHECKIN_FALLBACKS = ("What stood out for you in that?", "What might you try differently next time?",
+                     "What would you like to talk through with your mentor?")
+
+
+def checkin_protocol(programme: Programme, week: int) -> Protocol:
+    """A week's check-in as a reflection protocol: its questions, with follow-ups, in order."""
+    w = programme.weeks[week - 1]
+    sections = ("what", "so_what", "now_what")
+    steps = tuple(Step(id=f"q{i + 1}", title=f"Question {i + 1}", question=q, followup=True, own_reading=i == 0,
+                       section=sections[min(i, 2)], fallbacks=CHECKIN_FALLBACKS)
+                  for i, q in enumerate(w.questions))
+    return Protocol(name=f"checkin:{programme.name}:{week}", title=f"Week {week}: {w.title}", intro=w.checkin,
+                    steps=steps)
 
 
 class GuardLimits(_Strict):
@@ -114,6 +152,16 @@ MESSAGE_KEYS: dict[str, set[str]] = {
     "comment_prompt": set(), "comment_sent": set(), "comment_from_supervisor": {"number", "text"},
     "comment_from_author": {"number", "text"}, "export_ready": {"count"}, "export_json": set(),
     "forget_first": set(), "forget_second": set(), "forget_kept": set(), "forgotten": set(),
+    "checkins_unavailable": set(), "checkins_programme": {"title", "week", "weeks"},
+    "checkins_schedule": {"schedule"}, "checkins_none": set(), "checkins_help": set(), "checkins_usage": set(),
+    "checkins_bad": {"problem"}, "checkins_set": {"schedule"}, "reminder_set": {"schedule"}, "reminder_off": set(),
+    "reminder_current": {"schedule"}, "reminder_usage": set(), "no_programme": set(), "programme_done": set(),
+    "snooze_usage": set(), "nothing_to_snooze": set(), "snoozed": {"until"}, "week_skipped": {"week"},
+    "pause_usage": set(), "paused": {"until"}, "paused_until": {"until"}, "checkins_resumed": set(),
+    "no_mentees": set(), "mentees_header": set(), "note_from_mentor": {"text"}, "note_sent": {"name"},
+    "reply_prompt": set(), "reply_from_mentee": {"name", "text"},
+    "checkin_message": {"checkin", "week", "weeks", "mentor"}, "reminder_message": set(),
+    "digest_message": {"lines"}, "paired_mentee": {"mentor", "title", "intro"}, "paired_mentor": {"mentee", "title"},
 }
 
 
@@ -125,6 +173,7 @@ class PromptData:
     messages: dict[str, str]
     guard: GuardRules
     templates: dict[str, Template]
+    programmes: dict[str, Programme]
 
     def say(self, key: str, **values: object) -> str:
         return self.messages[key].format(**values)
@@ -228,10 +277,22 @@ def load_prompt_data(prompts_dir: Path) -> PromptData:
     gdata, gtext = _load_toml(gpath)
     guard = _validate(GuardRules, gpath, gdata, gtext)
 
+    programmes: dict[str, Programme] = {}
+    for path in sorted((prompts_dir / "programmes").glob("*.toml")):
+        data, text = _load_toml(path)
+        programme = _validate(Programme, path, data, text)
+        if programme.name != path.stem:
+            raise PromptDataError(f"{path}: line {_line_of(text, ('name',)) or 1}: name {programme.name!r} "
+                                  f"differs from the file name; fix: set name = \"{path.stem}\"")
+        programmes[programme.name] = programme
+        for week in range(1, len(programme.weeks) + 1):
+            proto = checkin_protocol(programme, week)
+            protocols[proto.name] = proto
+
     templates: dict[str, Template] = {}
     for task in ("followup", "summary"):
         tpath = prompts_dir / "templates" / f"{task}.toml"
         tdata, ttext = _load_toml(tpath)
         templates[task] = _validate(Template, tpath, tdata, ttext)
     return PromptData(protocols=protocols, messages={k: str(v) for k, v in messages.items()},
-                      guard=guard, templates=templates)
+                      guard=guard, templates=templates, programmes=programmes)

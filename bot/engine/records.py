@@ -100,6 +100,7 @@ class Entry:
     tags: list[str] = field(default_factory=list)
     answers: list[Answer] = field(default_factory=list)
     suggestion: str = ""
+    week: int | None = None  # for a programme check-in: its week
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

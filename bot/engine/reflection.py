@@ -91,8 +91,8 @@ class Reflection:
                           (Choice("Go on", "r:resume"), Choice("Start again", "r:restart")))]
         return self.restart(user, user_state)
 
-    def restart(self, user: str, user_state: dict) -> list[Reply]:
-        proto = self.ctx.prompts.protocols[self.ctx.settings.protocol]
+    def restart(self, user: str, user_state: dict, protocol: str | None = None) -> list[Reply]:
+        proto = self.ctx.prompts.protocols[protocol or self.ctx.settings.protocol]
         now = self.ctx.now().isoformat()
         state = {"protocol": proto.name, "step": 0, "phase": "answer", "answers": {},
                  "suggested": False, "suggestion": "", "started": now, "touched": now}
@@ -263,6 +263,7 @@ class Reflection:
                                   answer=a.get("answer", ""), followup_question=a.get("followup_question", ""),
                                   followup_answer=a.get("followup_answer", ""), skipped=a.get("skipped", False)))
         first = next((a.answer for a in answers if a.answer), "")
-        return Entry(kind="reflection", protocol=proto.name, title=first_sentence(first, 80),
+        week = int(proto.name.rsplit(":", 1)[1]) if proto.name.startswith("checkin:") else None
+        return Entry(kind="reflection", protocol=proto.name, title=first_sentence(first, 80), week=week,
                      summary=state.get("summary", ""), tags=list(state.get("tags", [])),
                      answers=answers, suggestion=state.get("suggestion", ""))

@@ -55,5 +55,9 @@ class UnitOfWork:
     def set_timezone(self, user: str, zone: str) -> None:
         self.ops.append(("timezone", zone))
 
+    def finish_week(self, user: str, week: int, state: str) -> None:
+        """A programme week answered or skipped: committed with the entry that answers it."""
+        self.ops.append(("week", week, state))
+
     def save_state(self, user: str, state: dict) -> None:
         """The state is committed by the engine with the other writes; nothing to do here."""

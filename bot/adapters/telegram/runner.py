@@ -44,6 +44,8 @@ MENU = [("reflect", "Reflect on a meeting"), ("note", "Save a quick note"), ("jo
         ("unshare", "Take a share back"), ("shared", "What you share"), ("access", "Who read what"),
         ("export", "Download everything"), ("forget", "Erase everything about you"),
         ("team", "Supervisors: your team"), ("review", "Supervisors: shared with you"),
+        ("checkins", "Your mentoring check-ins"), ("snooze", "Put a check-in off"), ("pause", "Pause check-ins"),
+        ("remind", "A reminder to reflect"), ("mentees", "Mentors: your mentees"),
         ("timezone", "Your time zone"), ("privacy", "Where your data lives"), ("help", "What I can do")]
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -92,11 +94,15 @@ class SpannerTelegram:
             log.warning("could not register the command menu: %s", type(exc).__name__)
         self._spawn(self._dispatch_loop())
         self._spawn(self._send_loop())
+        if getattr(self.app, "scheduler", None) is not None:
+            self.app.scheduler.start(self.app.config.scheduler.tick_seconds, on_tick=self._wake_send.set)
         self._wake_dispatch.set()  # updates stored before a crash are handled now
         self._wake_send.set()
 
     async def stop(self) -> None:
         self._stop.set()
+        if getattr(self.app, "scheduler", None) is not None:
+            self.app.scheduler.stop()
         self._wake_dispatch.set()
         self._wake_send.set()
         tasks = list(self._background) + list(self._user_tasks.values()) + list(self._chat_tasks.values())
