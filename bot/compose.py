@@ -151,7 +151,7 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
     ctx = Context(store=journal, generator=generator, literature=literature, embedder=embedder,
                   prompts=prompts, settings=settings, clock=clock, sharing=sharing, lifecycle=Eraser(journal),
                   mentoring=mentoring)
-    scheduler = CheckinScheduler(mentoring, CheckinMessages(prompts, mentoring), clock,
+    scheduler = CheckinScheduler(mentoring, CheckinMessages(prompts, mentoring, clock), clock,
                                  grace=timedelta(hours=config.scheduler.grace_hours),
                                  quiet=_quiet(config.scheduler.quiet_hours))
     ctx.tick = scheduler.tick
@@ -170,9 +170,10 @@ def _quiet(spec: str):
 class CheckinMessages:
     """What a scheduled message says: this week's check-in, a reminder, or a mentor's digest."""
 
-    def __init__(self, prompts: PromptData, mentoring):
+    def __init__(self, prompts: PromptData, mentoring, clock=None):
         self.prompts = prompts
         self.mentoring = mentoring
+        self.clock = clock or SystemClock()
 
     def __call__(self, handle: str, kind: str, week: int | None) -> dict:
         say = self.prompts.say
@@ -187,8 +188,13 @@ class CheckinMessages:
                     "choices": [["Start check-in", "ci:start"], ["Snooze 2h", "ci:snooze"],
                                 ["Skip this week", "ci:skip"]]}
         if kind == "digest":
-            rows = self.mentoring.mentees_of(handle)
-            lines = "\n".join(f"{p.name}: {p.answered} answered, {p.skipped} skipped"
-                              f"{', paused' if p.paused else ''}" for p in rows) or "No mentees at the moment."
-            return {"text": say("digest_message", lines=lines)}
+            week_ago = self.clock.now() - timedelta(days=7)
+            lines = []
+            for p in self.mentoring.mentees_of(handle):
+                answered, skipped = self.mentoring.answered_since(p.handle, week_ago)
+                change = f"this week {answered} answered, {skipped} skipped" if answered or skipped \
+                    else "no check-in answered this week"
+                lines.append(f"{p.name}: {change}; {p.answered} weeks answered in all"
+                             f"{', paused' if p.paused else ''}")
+            return {"text": say("digest_message", lines="\n".join(lines) or "No mentees at the moment.")}
         return {"text": say("reminder_message"), "choices": [["Reflect now", "rm:reflect"]]}

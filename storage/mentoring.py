@@ -115,6 +115,17 @@ class MentoringStore:
         return Progress(mentee.handle, mentee.display_name or mentee.handle, programme, states.get("answered", 0),
                         states.get("skipped", 0), last, bool(sched and sched.paused))
 
+    def answered_since(self, mentee: str, since: datetime) -> tuple[int, int]:
+        """(weeks answered, weeks skipped) since a moment: what changed, for a mentor's digest."""
+        with self._sessions() as s:
+            e = self._user(s, mentee)
+            if e is None:
+                return 0, 0
+            rows = dict(s.execute(select(Delivery.state, func.count()).where(
+                Delivery.user_id == e.id, Delivery.kind == "checkin", Delivery.state.in_(("answered", "skipped")),
+                Delivery.slot >= since).group_by(Delivery.state)).all())
+            return rows.get("answered", 0), rows.get("skipped", 0)
+
     def progress(self, mentee: str) -> Progress | None:
         with self._sessions() as s:
             e = self._user(s, mentee)

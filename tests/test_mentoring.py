@@ -263,3 +263,17 @@ def test_pair_unpair_and_succession_from_the_command_line(tmp_path, data_dir, mo
     assert "You are now mentoring Mia" in mentor and "Mia: 0 weeks answered" in mentor
     assert run_cli(["admin", "unpair", "console:max", "console:mia", *args]).returncode == 0
     assert run_cli(["admin", "unpair", "console:max", "console:mia", *args]).returncode == 2
+
+
+def test_the_weekly_digest_tells_the_mentor_what_changed_without_content(paired):
+    from bot.compose import CheckinMessages
+    app, clock = paired
+    app.journal.apply("console:mia", [("week", 1, "answered")], {})
+    clock.moment = datetime.now(UTC)  # the ledger stamps real time; the digest looks back a week from the clock
+    digest = CheckinMessages(app.prompts, app.mentoring, clock)("console:max", "digest", None)["text"]
+    assert "Mia: this week 1 answered, 0 skipped; 1 weeks answered in all" in digest
+    view = app.mentoring.set_schedule("console:max", "digest", parse_days("mon"), "08:00", "Europe/London",
+                                      clock.now())
+    app.scheduler.tick(view.next_slot + timedelta(minutes=5))
+    (note,) = SharingStore(app.journal).take_notifications("console:max")
+    assert note["text"].startswith("Your weekly mentoring digest")
