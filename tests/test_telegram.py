@@ -581,3 +581,19 @@ def test_a_checkin_is_delivered_answered_and_saved_over_telegram(live, emulator,
     entry = bot.app.journal.get_entry("telegram:501", 1)
     assert entry.week == 1 and entry.answers[0].answer == "The council and the trust."
     assert bot.app.mentoring.current_week("telegram:501") == 2
+
+
+def test_draft_streaming_shows_the_question_as_it_is_written_then_sends_it(live, emulator, tg_config, tmp_path):
+    config = _slow_model_config(tg_config, tmp_path, 60)  # long enough to be seen while it is written
+    live(config.model_copy(update={"telegram": config.telegram.model_copy(update={"stream": "draft"})}))
+    emulator.send_text(ALEX, "/reflect")
+    emulator.send_text(ALEX, "Budget meeting with the council and the trust.")
+    emulator.wait_text(ALEX, "(2/9)")
+    emulator.send_text(ALEX, "The council wanted savings; the trust wanted to protect the ward.")
+
+    def final_followup():
+        msgs = emulator.chat(ALEX)
+        return msgs[-1] if msgs[-1].text.endswith("?") and "(2/9)" not in msgs[-1].text else None
+    followup = emulator.wait_for(final_followup, what="the follow-up")
+    assert emulator.drafts and all(chat == ALEX for chat, _ in emulator.drafts)
+    assert not followup.edits  # with drafts, the final question is a new message, never an edit
