@@ -317,19 +317,20 @@ def bench_data(data: Path, entries: int = 1000, backup_mb: int = 100) -> None:
         started = time.perf_counter()
         journal.add_entry(user, entry, [rng.random() for _ in range(384)])
         saves.append(time.perf_counter() - started)
-    line(f"save a 9-answer reflection (encrypted) p50/p95", f"{pct(saves, 50) * 1000:.1f} / {pct(saves, 95) * 1000:.1f} ms")
+    line("save a 9-answer reflection (encrypted) p50/p95",
+         f"{pct(saves, 50) * 1000:.1f} / {pct(saves, 95) * 1000:.1f} ms")
     loop = asyncio.new_event_loop()
-    lists = []
-    for _ in range(50):
-        started = time.perf_counter()
-        loop.run_until_complete(app.engine.handle(Event(user=user, text="/journal")))
-        lists.append(time.perf_counter() - started)
+
+    def timed_command(text: str, times: int) -> list[float]:
+        out = []
+        for _ in range(times):
+            started = time.perf_counter()
+            loop.run_until_complete(app.engine.handle(Event(user=user, text=text)))
+            out.append(time.perf_counter() - started)
+        return out
+    lists = timed_command("/journal", 50)
     line(f"/journal with {entries:,} entries p50/p95", f"{pct(lists, 50) * 1000:.1f} / {pct(lists, 95) * 1000:.1f} ms")
-    searches = []
-    for _ in range(10):
-        started = time.perf_counter()
-        loop.run_until_complete(app.engine.handle(Event(user=user, text="/search carers pilot")))
-        searches.append(time.perf_counter() - started)
+    searches = timed_command("/search carers pilot", 10)
     line(f"/search over {entries:,} encrypted entries p95", f"{pct(searches, 95) * 1000:.0f} ms")
     started = time.perf_counter()
     app.engine.sharing.export(user)

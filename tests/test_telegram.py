@@ -57,6 +57,14 @@ def live(make_app, tg_config, emulator):
         bot.stop()
 
 
+def _wait_for_followup(emulator, chat_id: int):
+    """The follow-up question after the answer to step 2: the last message, a question, not step 2 itself."""
+    def latest():
+        msgs = emulator.chat(chat_id)
+        return msgs[-1] if msgs and msgs[-1].text.endswith("?") and "(2/9)" not in msgs[-1].text else None
+    return emulator.wait_for(latest, what="a follow-up question")
+
+
 def _make_member(app, user_id: int, role: str = "spanner") -> None:
     people = People(app.journal)
     people.redeem(people.create_invite(role), f"telegram:{user_id}", "Alex")
@@ -124,11 +132,7 @@ def test_full_reflection_by_buttons_and_text(live, emulator):
     emulator.send_text(ALEX, "Discharge huddle with the ward and the council.")
     emulator.wait_text(ALEX, "(2/9)")
     emulator.send_text(ALEX, "The ward wanted speed; the council wanted notice.")
-
-    def followup_or_next():
-        msgs = emulator.chat(ALEX)
-        return msgs[-1] if msgs[-1].text.endswith("?") and "(2/9)" not in msgs[-1].text else None
-    followup = emulator.wait_for(followup_or_next, what="a follow-up question")
+    followup = _wait_for_followup(emulator, ALEX)
     assert not followup.text.endswith(" …")  # the streamed draft became the final text
     emulator.press(ALEX, "r:skip", followup.message_id)
     engage = emulator.wait_text(ALEX, "(3/9)")
@@ -590,10 +594,6 @@ def test_draft_streaming_shows_the_question_as_it_is_written_then_sends_it(live,
     emulator.send_text(ALEX, "Budget meeting with the council and the trust.")
     emulator.wait_text(ALEX, "(2/9)")
     emulator.send_text(ALEX, "The council wanted savings; the trust wanted to protect the ward.")
-
-    def final_followup():
-        msgs = emulator.chat(ALEX)
-        return msgs[-1] if msgs[-1].text.endswith("?") and "(2/9)" not in msgs[-1].text else None
-    followup = emulator.wait_for(final_followup, what="the follow-up")
+    followup = _wait_for_followup(emulator, ALEX)
     assert emulator.drafts and all(chat == ALEX for chat, _ in emulator.drafts)
     assert not followup.edits  # with drafts, the final question is a new message, never an edit
