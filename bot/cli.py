@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from storage.people import ROLES
+
 from .config import ConfigError, load_config
 
 EXIT_USAGE = 2
@@ -41,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     admin = sub.add_parser("admin", help="people and access (never journal content)")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
     invite = admin_sub.add_parser("invite", parents=[common], help="create a single-use, expiring invite link")
-    invite.add_argument("--role", required=True, choices=["spanner", "mentee", "mentor", "supervisor", "admin"])
+    invite.add_argument("--role", required=True, choices=ROLES)
     invite.add_argument("--hours", type=float, default=None, help="valid for this many hours (default from config)")
     admin_sub.add_parser("users", parents=[common], help="list people and roles")
     revoke = admin_sub.add_parser("revoke", parents=[common], help="remove someone's access")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -100,9 +99,3 @@ def rotate_master_key(data_dir: Path) -> None:
         pending.replace(keys / "master.key")
     finally:
         journal.close()
-
-
-def timed(fn, *args) -> tuple[object, float]:
-    started = time.perf_counter()
-    result = fn(*args)
-    return result, time.perf_counter() - started

@@ -126,12 +126,6 @@ class MentoringStore:
                 Delivery.slot >= since).group_by(Delivery.state)).all())
             return rows.get("answered", 0), rows.get("skipped", 0)
 
-    def progress(self, mentee: str) -> Progress | None:
-        with self._sessions() as s:
-            e = self._user(s, mentee)
-            pairing = self.pairing_of(mentee)
-            return self._progress(s, e, pairing[1]) if e and pairing else None
-
     def current_week(self, mentee: str) -> int:
         """The first week not yet answered or skipped."""
         with self._sessions() as s:

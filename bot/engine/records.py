@@ -53,10 +53,6 @@ class Reply:
                    bool(data.get("generated")), attachment)
 
 
-#: What kind of thing a user sent. Transports map their own message types onto these.
-EVENT_KINDS = ("text", "sticker", "photo", "voice", "document", "edited", "forwarded", "other")
-
-
 @dataclass(frozen=True)
 class Event:
     """Something a user did: typed text, pressed a button (choice data), or sent something else.
@@ -71,6 +67,7 @@ class Event:
     choice: str | None = None
     display_name: str = ""
     id: int | None = None
+    # What was sent: text, sticker, photo, voice, document, edited, forwarded or other.
     kind: str = "text"
     onboarding: bool = False  # the user has just joined through an invite
 

@@ -131,9 +131,6 @@ class LlamaGenerator:
 
     # ----- the port -----------------------------------------------------------
 
-    def queue_position(self, user: str) -> int:
-        return self._queue.position(user)
-
     async def generate(self, user: str, task: str, variables: dict[str, str],
                        on_partial: Callable[[str], None] | None = None) -> Generation:
         if not self.available:
