@@ -85,6 +85,21 @@ def _parser() -> argparse.ArgumentParser:
                        help="instead: encryption, export, erasure and backup costs")
     bench.add_argument("--schedule", action="store_true",
                        help="instead: scheduler tick cost and a burst of check-ins through Telegram")
+
+    evaluate = sub.add_parser("eval", parents=[common],
+                              help="measure risk detection, follow-ups, summaries and literature on the dev set")
+    evaluate.add_argument("--strategy", choices=["curated", "model", "pool"], default=None,
+                          help="follow-up strategy to measure (default: the configured one)")
+    evaluate.add_argument("--summary", choices=["built", "model"], default=None,
+                          help="summary strategy to measure (default: the configured one)")
+    evaluate.add_argument("--cases", metavar="DIR", type=Path, default=None, help="dev-set folder (default eval/cases)")
+    evaluate.add_argument("--only", metavar="KIND|ID", default=None, help="run one kind of case, or one case")
+    evaluate.add_argument("--detail", action="store_true", help="list every miss, not only the counts")
+    evaluate.add_argument("--json", metavar="FILE", type=Path, default=None, help="also write the measures as JSON")
+    evaluate.add_argument("--blind", metavar="FILE", type=Path, default=None,
+                          help="also write the follow-ups, shuffled with their source hidden, for a blind read")
+    evaluate.add_argument("--sweep", action="store_true",
+                          help="calibrate: literature measures at a range of thresholds")
     return parser
 
 
@@ -361,10 +376,23 @@ def cmd_bench(args) -> int:
                      telegram_minutes=args.telegram, data_only=args.data, schedule_only=args.schedule)
 
 
+def cmd_eval(args) -> int:
+    from .evaluation.cases import CasesError
+    from .evaluation.command import run_eval
+
+    try:
+        return run_eval(load_config(args.config), cases_dir=args.cases, strategy=args.strategy,
+                        summary=args.summary, only=args.only, detail=args.detail, json_path=args.json,
+                        blind_path=args.blind, sweep=args.sweep)
+    except CasesError as exc:
+        raise ConfigError(f"eval cases: {exc}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"chat": cmd_chat, "setup": cmd_setup, "ingest": cmd_ingest, "bench": cmd_bench,
-                "telegram": cmd_telegram, "admin": cmd_admin, "backup": cmd_backup, "restore": cmd_restore}
+                "telegram": cmd_telegram, "admin": cmd_admin, "backup": cmd_backup, "restore": cmd_restore,
+                "eval": cmd_eval}
     from .engine.prompt_data import PromptDataError
     from .retrieval.cards import CardError
     from storage.crypto import KeyFileError

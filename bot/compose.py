@@ -122,7 +122,10 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
             notes.append(f"Literature ideas are off: {exc}")
             log.warning("retrieval unavailable: %s", type(exc).__name__)
 
-    if generator is None and config.llm.enabled:
+    # The default strategies ask no model (curated follow-ups, built summaries: they win on
+    # `spanner eval`), so the model is loaded only when a configured strategy uses it.
+    wants_model = config.reflection.followup_strategy != "curated" or config.reflection.summary_strategy == "model"
+    if generator is None and config.llm.enabled and wants_model:
         generator = LlamaGenerator(
             model_path_for(config), prompts.templates, threads=config.llm.threads,
             context_tokens=config.llm.context_tokens, max_tokens=config.llm.max_tokens,
@@ -139,6 +142,8 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
 
     settings = Settings(
         protocol=config.reflection.protocol, followups=config.reflection.followups,
+        followup_strategy=config.reflection.followup_strategy,
+        summary_strategy=config.reflection.summary_strategy,
         offer_literature=config.reflection.offer_literature,
         max_message_chars=config.limits.max_message_chars, model_input_chars=config.limits.model_input_chars,
         timezone=config.display.timezone, data_dir_label=str(config.data_dir),

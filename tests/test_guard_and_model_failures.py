@@ -40,7 +40,7 @@ def test_guard_rejects_bad_followups(guard, bad, reason):
 @pytest.mark.parametrize("good", [
     "What do you think Priya was most worried about?",
     "How might the ward manager describe the same meeting?",
-    "What would help the two teams agree on discharge times?",
+    "What would help them agree on discharge times?",
 ])
 def test_guard_accepts_open_curious_followups(guard, good):
     assert guard.check_followup(good, SOURCE).ok
@@ -77,26 +77,42 @@ class ScriptedModel:
         return Generation(self.outputs.pop(0) if self.outputs else "", "ok")
 
 
+def model_app(make_app, make_config, generator=None, **overrides):
+    """An app whose follow-ups come from the model (the configurable strategy), not the curated default."""
+    config = make_config(**{"reflection.followup_strategy": "model", **overrides})
+    return make_app(config, clock=FixedClock(), **({"generator": generator} if generator else {}))
+
+
+def is_curated_pick(text: str, step) -> bool:
+    """One of the step's curated questions, or one of its frames around a quote of the person's words."""
+    if text in step.fallbacks:
+        return True
+    for frame in step.frames:
+        head, _, tail = frame.partition("{quote}")
+        if text.startswith(head) and text.endswith(tail):
+            return True
+    return False
+
+
 def _to_first_followup(c: Chat) -> list[str]:
     c.say("/reflect")
     c.say("Discharge meeting with the ward manager.")
     return c.say("The ward wanted speed; social care wanted notice.")
 
 
-def test_a_judging_generation_is_replaced_by_a_curated_question(make_app):
+def test_a_judging_generation_is_replaced_by_a_curated_question(make_app, make_config):
     model = ScriptedModel(["Why did you fail to get the ward to agree? That was a mistake."])
-    c = Chat(make_app(clock=FixedClock(), generator=model))
+    c = Chat(model_app(make_app, make_config, model))
     texts = _to_first_followup(c)
-    fallbacks = c.app.prompts.protocols["after_meeting"].steps[1].fallbacks
-    assert texts[-1] in fallbacks
+    assert is_curated_pick(texts[-1], c.app.prompts.protocols["after_meeting"].steps[1])
     assert "mistake" not in " ".join(texts)
     # Silently: no apology or notice about the replacement.
     assert len(texts) == 1
 
 
-def test_a_good_generation_is_shown_as_plain_model_text(make_app):
+def test_a_good_generation_is_shown_as_plain_model_text(make_app, make_config):
     model = ScriptedModel(["What do you think social care most needs from the ward?"])
-    c = Chat(make_app(clock=FixedClock(), generator=model))
+    c = Chat(model_app(make_app, make_config, model))
     _to_first_followup(c)
     last = c.replies[-1]
     assert last.text == "What do you think social care most needs from the ward?"
@@ -104,12 +120,12 @@ def test_a_good_generation_is_shown_as_plain_model_text(make_app):
 
 
 @pytest.mark.parametrize("failure", [dict(status="timeout"), dict(status="failed"), dict(raises=True)])
-def test_model_failure_or_timeout_continues_the_flow_and_loses_nothing(make_app, failure):
+def test_model_failure_or_timeout_continues_the_flow_and_loses_nothing(make_app, make_config, failure):
     model = ScriptedModel(**failure)
-    c = Chat(make_app(clock=FixedClock(), generator=model))
+    c = Chat(model_app(make_app, make_config, model))
     texts = _to_first_followup(c)
     assert any("isn't available" in t for t in texts), "the user is told once"
-    assert texts[-1] in c.app.prompts.protocols["after_meeting"].steps[1].fallbacks
+    assert is_curated_pick(texts[-1], c.app.prompts.protocols["after_meeting"].steps[1])
     texts = c.say("They both fear winter.")
     assert not any("isn't available" in t for t in texts), "said once, not every turn"
     c.skip_to_review()
@@ -120,17 +136,25 @@ def test_model_failure_or_timeout_continues_the_flow_and_loses_nothing(make_app,
 
 
 def test_missing_model_file_uses_curated_questions(make_app, make_config, tmp_path):
-    config = make_config(**{"llm.model_path": str(tmp_path / "nowhere.gguf")})
-    app = make_app(config, clock=FixedClock())
+    app = model_app(make_app, make_config, **{"llm.model_path": str(tmp_path / "nowhere.gguf")})
     assert any("No model file" in n for n in app.notes)
     c = Chat(app)
     texts = _to_first_followup(c)
     assert any("isn't available" in t for t in texts)
-    assert texts[-1] in app.prompts.protocols["after_meeting"].steps[1].fallbacks
+    assert is_curated_pick(texts[-1], app.prompts.protocols["after_meeting"].steps[1])
+
+
+def test_the_default_strategy_asks_no_model_and_shows_no_model_notice(make_app, make_config, tmp_path):
+    app = make_app(make_config(**{"llm.model_path": str(tmp_path / "nowhere.gguf")}), clock=FixedClock())
+    assert app.generator is None and not app.notes
+    c = Chat(app)
+    texts = _to_first_followup(c)
+    assert not any("isn't available" in t for t in texts)
+    assert is_curated_pick(texts[-1], app.prompts.protocols["after_meeting"].steps[1])
 
 
 def test_real_model_timeout_is_reported_as_timeout_not_an_error(make_app, make_config):
-    app = make_app(make_config(**{"llm.timeout_seconds": 0.001}), clock=FixedClock())
+    app = model_app(make_app, make_config, **{"llm.timeout_seconds": 0.001})
     result = asyncio.run(app.generator.generate("console:t", "followup",
                                                 {"question": "Who was there?", "answer": "The whole team."}))
     assert result.status == "timeout" and result.text == ""

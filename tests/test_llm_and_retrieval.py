@@ -36,6 +36,8 @@ def instruct_model(tmp_path_factory, model_path) -> Path:
 
 
 def _generator(path, app, **kw) -> LlamaGenerator:
+    # Behaviour, not speed, is tested here: a busy host must not turn a slow answer into a timeout.
+    kw.setdefault("timeout_seconds", 60)
     gen = LlamaGenerator(path, app.prompts.templates, threads=2, **kw)
     gen.start()
     gen.wait_ready(120)

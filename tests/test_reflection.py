@@ -24,17 +24,22 @@ FOLLOWUP_ANSWERS = {
 }
 
 
+def in_followup(chat: Chat) -> bool:
+    reflect = chat.app.journal.load_state(chat.user).get("reflect") or {}
+    return reflect.get("phase") == "followup"
+
+
 def run_full_reflection(chat: Chat) -> list[str]:
-    """Answer every step; answer each follow-up; accept the summary. Returns all reply texts."""
+    """Answer every step; answer each follow-up (or skip it); accept the summary. Returns all reply texts."""
     texts = chat.say("/reflect")
     proto = chat.app.prompts.protocols["after_meeting"]
     for step in proto.steps:
         assert any(step.question in t for t in texts), f"step {step.id} was not asked"
         texts = chat.say(ANSWERS[step.id])
-        if step.followup:
+        if in_followup(chat):
             question = [r for r in chat.replies[-len(texts):] if r.text.endswith("?")][-1]
             assert question.text.strip().endswith("?")
-            texts = chat.say(FOLLOWUP_ANSWERS[step.id])
+            texts = chat.say(FOLLOWUP_ANSWERS.get(step.id, "/skip"))
     assert any("summary" in t.lower() for t in texts), "no summary proposed at the end"
     return chat.say("save")
 
@@ -73,7 +78,7 @@ def test_literature_idea_is_offered_once_with_its_source_after_own_reading(chat)
     before_reading = []
     for step in proto.steps:
         got = chat.say(ANSWERS[step.id])
-        if step.followup:
+        if in_followup(chat):
             got += chat.say("/skip")
         texts += got
         if not step.own_reading and not any(s.own_reading for s in proto.steps[:proto.index_of(step.id)]):
@@ -135,8 +140,8 @@ def test_reflection_through_the_real_console_command(tmp_path, data_dir, model_p
     script = ["/reflect"]
     for step in proto.steps:
         script.append(ANSWERS[step.id])
-        if step.followup:
-            script.append("/skip")  # pass the follow-up question
+        if step.followup or ANSWERS[step.id] in step.choices:
+            script.append("/skip")  # pass the follow-up question (typed answers, and a choice made)
     script += ["save", "/journal", "/show 1"]
     result = run_cli(["chat", "--config", str(cfg), "--user", "sam"], "\n".join(script).encode() + b"\n")
     out = result.stdout.decode()

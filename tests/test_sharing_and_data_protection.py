@@ -217,11 +217,13 @@ class PromptEcho:
         return Generation(f"What about {text}?", "ok")
 
 
-def test_another_users_words_never_reach_the_model_a_reply_or_an_export(make_app, tmp_path):
+def test_another_users_words_never_reach_the_model_a_reply_or_an_export(make_app, make_config, tmp_path):
     exports = tmp_path / "exports"
     exports.mkdir()
     echo = PromptEcho()
-    app = make_app(clock=FixedClock(), generator=echo)
+    # The model strategies put a person's words into a prompt: prove no one else's ever get there.
+    config = make_config(**{"reflection.followup_strategy": "model", "reflection.summary_strategy": "model"})
+    app = make_app(config, clock=FixedClock(), generator=echo)
     ana, ben = Chat(app, "ana"), Chat(app, "ben")
     ana.say(f"Note about {MARKER}.")
     ana.say("/reflect")

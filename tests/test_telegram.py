@@ -249,7 +249,7 @@ def _slow_model_config(tg_config, tmp_path, max_tokens: int):
     template = prompts / "templates" / "followup.toml"
     template.write_text(template.read_text().replace('stop = ["\\n", "Note:", "Answer:"]', "stop = []"))
     return tg_config(**{"paths.prompts_dir": str(prompts), "llm.max_tokens": max_tokens,
-                        "llm.timeout_seconds": 60})
+                        "llm.timeout_seconds": 60, "reflection.followup_strategy": "model"})
 
 
 def test_other_users_are_answered_at_once_while_the_model_is_busy(live, emulator, tg_config, tmp_path):

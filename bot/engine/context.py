@@ -8,17 +8,19 @@ meets the guard and the curated fallbacks.
 from __future__ import annotations
 
 import logging
-import zlib
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from .care import Care
+from .followups import FollowUp, FollowUpPicker
 from .guard import Guard
 from .ports import Clock, Embedder, Generator, Journal, Lifecycle, Literature, Mentoring, Sharing
-from .prompt_data import PromptData
+from .prompt_data import PromptData, Step
 from .records import Reply
+from .risk import RiskScreen
 from .unit import current_unit
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,8 @@ current_partial_sink: ContextVar[Callable[[str], None] | None] = ContextVar("cur
 class Settings:
     protocol: str = "after_meeting"
     followups: bool = True
+    followup_strategy: str = "curated"  # "curated", "model" or "pool"
+    summary_strategy: str = "built"  # "built" or "model"
     offer_literature: bool = True
     max_message_chars: int = 50_000
     model_input_chars: int = 1_500
@@ -58,11 +62,16 @@ class Context:
     mentoring: Mentoring | None = None
     tick: Callable[[], object] | None = None  # run the scheduler now (set at composition)
     guard: Guard = field(init=False)
+    care: Care = field(init=False)
+    picker: FollowUpPicker = field(init=False)
     # Users already told that the model is unavailable: we say so once, not every turn.
     _told_unavailable: set[str] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         self.guard = Guard(self.prompts.guard, avoid=self.prompts.known_questions())
+        screen = RiskScreen(self.prompts.safety, self.embedder)
+        self.care = Care(screen)
+        self.picker = FollowUpPicker(self.prompts.followups.quote, self.guard, self.embedder, screen)
         self.default_tz = ZoneInfo(self.settings.timezone)
 
     @property
@@ -135,22 +144,31 @@ class Context:
             return None
         return text
 
-    async def followup(self, user: str, question: str, answer: str, source: str,
-                       fallbacks: tuple[str, ...], notices: list[Reply]) -> tuple[str, bool]:
-        """A follow-up question that passed the guard, or a curated one. Returns (text, generated)."""
-        text = await self._generate(user, "followup", {"question": question, "answer": self.trim(answer)},
+    async def followup(self, user: str, step: Step, answer: str, source: str, asked: list[str],
+                       notices: list[Reply]) -> FollowUp:
+        """The one follow-up after a typed answer, by the configured strategy; never fails."""
+        pick = self.picker.for_text(step, answer, source, asked)
+        strategy = self.settings.followup_strategy
+        if strategy == "curated":
+            return pick
+        text = await self._generate(user, "followup", {"question": step.question, "answer": self.trim(answer)},
                                     notices, source)
-        if text is not None:
-            text = text.strip()
-            if self.guard.check_followup(text, source).ok:
-                return text, True
-        return fallbacks[zlib.crc32(answer.encode("utf-8")) % len(fallbacks)], False
+        text = (text or "").strip()
+        if not text or text in asked or not self.guard.check_followup(text, source, step.question).ok:
+            return pick
+        model = FollowUp(text, "model")
+        if strategy == "model":
+            return model
+        return self.picker.rank([pick, model], answer)[0]
 
-    async def summary(self, user: str, answers_block: str, source: str, fallback: str,
+    async def summary(self, user: str, built: str, answers_block: str, source: str,
                       notices: list[Reply]) -> tuple[str, bool]:
+        """The built summary, or (when configured) the model's rephrasing if it adds no word of its own."""
+        if self.settings.summary_strategy != "model":
+            return built, False
         text = await self._generate(user, "summary", {"answers": answers_block}, notices, source)
         if text is not None:
             text = self.guard.tidy_summary(text)
             if self.guard.check_summary(text, source).ok:
                 return text, True
-        return fallback, False
+        return built, False

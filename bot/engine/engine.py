@@ -13,6 +13,7 @@ import logging
 from collections import defaultdict
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .care import CARRY_ON, PAUSE
 from .context import Context, current_tz
 from .inputs import Command, clean, parse_command, problem_with
 from .journal_commands import JournalCommands
@@ -90,9 +91,46 @@ class Engine:
             return [Reply(self.ctx.say(key, **values))]
         text = clean(event.text)
         command = parse_command(text)
+        # Safety first: every word a person sends is screened before anything else handles it.
+        earlier = self.reflection.written(state["reflect"]) if state.get("reflect") else ""
+        level = self.ctx.care.level(command.args if command is not None else text, earlier)
+        if level is not None:
+            return await self._on_risk(event, text, command, level, state)
         if command is not None:
             return await self._on_command(event, command, state)
         return await self._on_text(event.user, text, state)
+
+    async def _on_risk(self, event: Event, text: str, command: Command | None, level: str,
+                       state: dict) -> list[Reply]:
+        """Urgent risk or distress: our own words at once; theirs kept where they were going."""
+        care, user = self.ctx.care, event.user
+        pending = state.get("pending")
+        if command is None and (pending is None or pending["action"] == "care"):
+            state.pop("pending", None)
+            reflect = state.get("reflect")
+            if reflect and pending is None and not self.ctx.is_idle(reflect["touched"]) \
+                    and self.reflection.can_keep(reflect):
+                self.reflection.keep(reflect, text)  # the questions stop; /resume goes on
+                state["pending"] = {"action": "care"}
+                return [care.reply(level)]
+            saved = self._store_note(user, text)
+            return [care.reply(level), care.note_kept(saved.number)]
+        # Words with a command (/note, /reply) or for a pending action (an edit, a reply they chose
+        # to send): handled exactly as usual, with the care reply first.
+        handled = await (self._on_command(event, command, state) if command is not None
+                         else self._on_text(user, text, state))
+        return [care.reply(level)] + handled
+
+    def _on_care_choice(self, user: str, data: str, state: dict) -> list[Reply]:
+        """"Pause here" or "Carry on" after the care reply."""
+        if (state.get("pending") or {}).get("action") == "care":
+            state.pop("pending", None)
+        reflect = state.get("reflect")
+        if data == PAUSE:
+            return [self.ctx.care.paused(bool(reflect))]
+        if reflect:
+            return [self.ctx.care.carrying_on(True)] + self.reflection.carry_on(reflect)
+        return [self.ctx.care.carrying_on(False)]
 
     # ----- commands ---------------------------------------------------------
 
@@ -182,7 +220,9 @@ class Engine:
         if event.kind == "forwarded":
             if not event.text.strip():
                 return [Reply(self.ctx.say("unsupported_media"))]
-            return self._save_note(event.user, f"(forwarded) {clean(event.text)}", state)
+            level = self.ctx.care.level(event.text)
+            note = self._save_note(event.user, f"(forwarded) {clean(event.text)}", state)
+            return ([self.ctx.care.reply(level)] if level else []) + note
         notice = Reply(self.ctx.say(f"{event.kind}_received" if event.kind in MEDIA_KINDS
                                     else "unsupported_media"))
         if event.text.strip():  # a caption: words we can keep, handled like any message
@@ -218,6 +258,8 @@ class Engine:
 
     async def _on_choice(self, user: str, data: str, state: dict) -> list[Reply]:
         reflect = state.get("reflect")
+        if data in (PAUSE, CARRY_ON):
+            return self._on_care_choice(user, data, state)
         if data == "r:resume" and reflect:
             return self.reflection.resume(reflect)
         if data == "r:restart":
@@ -261,6 +303,12 @@ class Engine:
 
     async def _on_text(self, user: str, text: str, state: dict) -> list[Reply]:
         pending = state.get("pending")
+        if pending and pending["action"] == "care":
+            word = self.ctx.care.answer_word(text)
+            if word is not None:
+                return self._on_care_choice(user, word, state)
+            state.pop("pending", None)  # they went on writing: keep it, and leave the questions paused
+            return self._save_note(user, text, state)
         if pending and pending["action"] == "delete":
             word = text.strip().lower().rstrip(".!")
             yes = word in ("yes", "y", "delete", "yes, delete")
@@ -298,9 +346,12 @@ class Engine:
             self.mentoring.answered(user, entry.week)
         return [Reply(self.ctx.say("reflection_saved", number=saved.number))]
 
-    def _save_note(self, user: str, text: str, state: dict) -> list[Reply]:
+    def _store_note(self, user: str, text: str) -> Entry:
         entry = Entry(kind="note", note=text, title=first_sentence(text, 80))
-        saved = self.ctx.journal.add_entry(user, entry, self.ctx.embed(text))
+        return self.ctx.journal.add_entry(user, entry, self.ctx.embed(text))
+
+    def _save_note(self, user: str, text: str, state: dict) -> list[Reply]:
+        saved = self._store_note(user, text)
         if state.get("reflect"):
             started = self.reflection.describe_pending(state["reflect"])["started"]
             return [Reply(self.ctx.say("note_saved_with_pending", number=saved.number, started=started))]

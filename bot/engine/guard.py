@@ -12,15 +12,12 @@ import re
 from dataclasses import dataclass
 
 from .prompt_data import GuardRules
+from .wording import content_words, jaccard, singular, stem, unsupported, words
 
 URL_RE = re.compile(r"(https?://|www\.|\b[\w-]+\.(com|org|net|uk|io|gov|nhs)\b)", re.I)
 WORD_RE = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 CLOSED_STARTS = ("did ", "do ", "does ", "is ", "are ", "was ", "were ", "have ", "has ", "had ",
                  "can ", "could ", "will ", "would ", "should ", "shall ")
-STOPWORDS = set("""a an the and or but of to in on at for with by from as is are was were be been being it
-its this that these those there their they them we our you your i me my he she his her not no yes so if then
-than too very can could would should will just about into over under up down out more most some any each
-also what who how why when where which while after before during because""".split())
 
 
 @dataclass(frozen=True)
@@ -38,6 +35,9 @@ class Guard:
         self._avoid = [_content(a) for a in avoid if _content(a)]
         self._judging = [re.compile(rf"\b{re.escape(w)}\b", re.I) for w in rules.judging]
         self._allowed_caps = {w.lower() for w in rules.common_capitalised}
+        # Roles and organisations as word sequences in their singular form, so "councils" and "Council"
+        # both match "council" (a stemmer would also merge "practical" with "practice").
+        self._roles = [tuple(singular(w) for w in words(r)) for r in rules.roles if words(r)]
 
     def _common(self, text: str, source: str) -> Verdict:
         if URL_RE.search(text):
@@ -47,11 +47,28 @@ class Guard:
                 return Verdict(False, "judging")
         if any(ch in text for ch in "<>{}[]|*#@\\`"):
             return Verdict(False, "markup")
-        source_words = {w.lower().strip("'’") for w in WORD_RE.findall(source)}
-        for word in self._proper_nouns(text):
-            if word.lower() not in source_words:
-                return Verdict(False, "new name")
+        if self.unknown_names(text, source):
+            return Verdict(False, "new name")
         return Verdict(True)
+
+    def unknown_names(self, text: str, source: str) -> list[str]:
+        """Names, roles and organisations in `text` (any capitalisation) the person never wrote."""
+        source_words = {w.lower().strip("'’") for w in WORD_RE.findall(source)}
+        names = [w for w in self._proper_nouns(text) if w.lower() not in source_words]
+        return names + self.new_roles(text, source)
+
+    def new_roles(self, text: str, source: str) -> list[str]:
+        """Roles or organisations named in `text` (any capitalisation) that the person never wrote."""
+        said = [singular(w) for w in words(text)]
+        have = {singular(w) for w in words(source)}
+        found = []
+        for role in self._roles:
+            n = len(role)
+            for i in range(len(said) - n + 1):
+                if tuple(said[i:i + n]) == role and not all(part in have for part in role):
+                    found.append(" ".join(role))
+                    break
+        return found
 
     def _proper_nouns(self, text: str) -> list[str]:
         """Capitalised words not at a sentence start, plus any all-caps acronym."""
@@ -74,8 +91,8 @@ class Guard:
         """For text still being written: nothing judging, no links, no names the user did not write."""
         return self._common(text, source)
 
-    def check_followup(self, text: str, source: str) -> Verdict:
-        """One short, open question, about what the user wrote."""
+    def check_followup(self, text: str, source: str, step_question: str = "") -> Verdict:
+        """One short, open question, about what the user wrote, that does not re-ask the step."""
         limits = self.rules.followup
         t = text.strip()
         if not (limits.min_chars <= len(t) <= limits.max_chars):
@@ -92,14 +109,23 @@ class Guard:
             return Verdict(False, "shape")
         if self._parrots(t):
             return Verdict(False, "repeats a known question")
+        if step_question and self.reasks(t, step_question):
+            return Verdict(False, "re-asks the step")
         return self._common(t, source)
+
+    @staticmethod
+    def reasks(text: str, step_question: str) -> bool:
+        """The step's own question, or a close paraphrase of one of its sentences."""
+        parts = [p for p in re.split(r"(?<=[?.])\s+", step_question) if p.strip()] + [step_question]
+        return any(jaccard(text, part) >= 0.5 for part in parts)
 
     def _parrots(self, text: str) -> bool:
         words = _content(text)
-        return any(len(words & a) / len(words | a) >= 0.6 for a in self._avoid) if words else False
+        # Two content words say too little to call a line a copy ("who had influence without...").
+        return any(len(words & a) / len(words | a) >= 0.6 for a in self._avoid) if len(words) >= 3 else False
 
     def check_summary(self, text: str, source: str) -> Verdict:
-        """A short plain summary that stays within what the user said."""
+        """A short plain summary with no content word, name or number the person did not write."""
         limits = self.rules.summary
         t = text.strip()
         if not (limits.min_chars <= len(t) <= limits.max_chars):
@@ -111,14 +137,9 @@ class Guard:
         verdict = self._common(t, source)
         if not verdict.ok:
             return verdict
-        source_words = {w.lower() for w in WORD_RE.findall(source)}
+        if unsupported(t, source):
+            return Verdict(False, "words the person did not write")
         for sentence in split_sentences(t):
-            words = [w.lower() for w in WORD_RE.findall(sentence) if w.lower() not in STOPWORDS and len(w) > 2]
-            if not words:
-                continue
-            overlap = sum(1 for w in words if w in source_words) / len(words)
-            if overlap < limits.min_overlap:
-                return Verdict(False, "strays from the answers")
             if self._parrots(sentence):
                 return Verdict(False, "repeats an example")
         return Verdict(True)
@@ -139,4 +160,4 @@ def split_sentences(text: str) -> list[str]:
 
 
 def _content(text: str) -> set[str]:
-    return {w.lower() for w in WORD_RE.findall(text) if w.lower() not in STOPWORDS and len(w) > 2}
+    return {stem(w) for w in content_words(text)}

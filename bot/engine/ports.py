@@ -90,7 +90,9 @@ class Generator(Protocol):
 class Literature(Protocol):
     """Public literature only: never user journals."""
 
-    def suggest(self, query: str) -> Suggestion | None: ...
+    def suggest(self, query: str, avoid: tuple[str, ...] = (), themes: tuple[str, ...] = ()) -> Suggestion | None:
+        """The best card for the query, or None; `avoid` holds "title, citation" of cards not to repeat;
+        with `themes`, only cards carrying one of them."""
 
     def themes(self, query: str, limit: int = 3) -> list[str]: ...
 

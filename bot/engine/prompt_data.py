@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .safety_data import SafetyRules, load_safety
+
 
 class PromptDataError(Exception):
     """A prompts/ file is malformed: the message names file, line and fix."""
@@ -32,6 +34,17 @@ def _all_questions(values: tuple[str, ...], what: str) -> tuple[str, ...]:
     return values
 
 
+def _frames(values: tuple[str, ...]) -> tuple[str, ...]:
+    for line in values:
+        if line.count("{quote}") != 1 or not line.strip().endswith("?"):
+            raise ValueError(f"frame {line!r} must hold {{quote}} once and end with '?'")
+        try:
+            line.format(quote="x")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(f"frame {line!r} may hold no placeholder but {{quote}}") from None
+    return values
+
+
 class Step(_Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
     title: str = Field(min_length=1, max_length=80)
@@ -42,11 +55,39 @@ class Step(_Strict):
     own_reading: bool = False
     section: Literal["what", "so_what", "now_what"] = "what"  # where it goes in an export
     fallbacks: tuple[str, ...] = Field(min_length=1)
+    frames: tuple[str, ...] = ()  # quote-back frames: {quote} is a clause of the person's answer
+    prefer: str = ""  # a regular expression: clauses that match are quoted back first
+    literature_themes: tuple[str, ...] = ()  # card themes that speak to this step's answer
+    choices: dict[str, tuple[str, ...]] = {}  # questions about each option, asked after its button
 
     @field_validator("fallbacks")
     @classmethod
     def _questions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         return _all_questions(v, "fallback")
+
+    @field_validator("frames")
+    @classmethod
+    def _valid_frames(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _frames(v)
+
+    @field_validator("prefer")
+    @classmethod
+    def _valid_prefer(cls, v: str) -> str:
+        try:
+            re.compile(v, re.I)
+        except re.error as exc:
+            raise ValueError(f"prefer {v!r} is not a valid regular expression ({exc})") from None
+        return v
+
+    @model_validator(mode="after")
+    def _choices_match_options(self) -> "Step":
+        for label, questions in self.choices.items():
+            if label not in self.options:
+                raise ValueError(f"choices: {label!r} is not one of this step's options {list(self.options)}")
+            if not questions:
+                raise ValueError(f"choices: {label!r} needs at least one question")
+            _all_questions(questions, f"choice question for {label!r}")
+        return self
 
 
 class Protocol(_Strict):
@@ -87,16 +128,51 @@ class Programme(_Strict):
     weeks: tuple[Week, ...] = Field(min_length=1)
 
 
-CHECKIN_FALLBACKS = ("What stood out for you in that?", "What might you try differently next time?",
-                     "What would you like to talk through with your mentor?")
+class QuoteRules(_Strict):
+    min_words: int = Field(ge=1)
+    max_words: int = Field(ge=2)
+    never: tuple[str, ...] = ()
+    weighty: tuple[str, ...] = ()
+
+    @field_validator("never")
+    @classmethod
+    def _patterns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in v:
+            try:
+                re.compile(pattern, re.I)
+            except re.error as exc:
+                raise ValueError(f"pattern {pattern!r} is not a valid regular expression ({exc})") from None
+        return v
 
 
-def checkin_protocol(programme: Programme, week: int) -> Protocol:
+class Bank(_Strict):
+    fallbacks: tuple[str, ...] = Field(min_length=1)
+    frames: tuple[str, ...] = ()
+
+    @field_validator("fallbacks")
+    @classmethod
+    def _questions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _all_questions(v, "fallback")
+
+    @field_validator("frames")
+    @classmethod
+    def _valid_frames(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _frames(v)
+
+
+class FollowupRules(_Strict):
+    """prompts/followups.toml: the check-in follow-up bank and what is never quoted back."""
+
+    checkin: Bank
+    quote: QuoteRules
+
+
+def checkin_protocol(programme: Programme, week: int, bank: Bank) -> Protocol:
     """A week's check-in as a reflection protocol: its questions, with follow-ups, in order."""
     w = programme.weeks[week - 1]
     sections = ("what", "so_what", "now_what")
     steps = tuple(Step(id=f"q{i + 1}", title=f"Question {i + 1}", question=q, followup=True, own_reading=i == 0,
-                       section=sections[min(i, 2)], fallbacks=CHECKIN_FALLBACKS)
+                       section=sections[min(i, 2)], fallbacks=bank.fallbacks, frames=bank.frames)
                   for i, q in enumerate(w.questions))
     return Protocol(name=f"checkin:{programme.name}:{week}", title=f"Week {week}: {w.title}", intro=w.checkin,
                     steps=steps)
@@ -106,12 +182,12 @@ class GuardLimits(_Strict):
     min_chars: int = Field(ge=1)
     max_chars: int = Field(ge=1)
     max_words: int = Field(default=200, ge=1)
-    min_overlap: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
 class GuardRules(_Strict):
     judging: tuple[str, ...]
     common_capitalised: tuple[str, ...]
+    roles: tuple[str, ...] = ()
     followup: GuardLimits
     summary: GuardLimits
 
@@ -136,7 +212,8 @@ MESSAGE_KEYS: dict[str, set[str]] = {
     "search_header": {"query"}, "nothing_to_resume": set(), "nothing_to_cancel": set(),
     "cancelled": set(), "resume_or_restart": {"started", "step", "total"},
     "pending_at_start": {"started", "step", "total"}, "not_in_reflection": {"command"},
-    "summary_proposal": {"summary", "tags"}, "summary_edit_prompt": set(), "tags_updated": {"tags"},
+    "summary_proposal": {"summary", "tags"}, "summary_all_skipped": set(), "summary_own_part": set(),
+    "summary_edit_prompt": set(), "tags_updated": {"tags"},
     "reflection_saved": {"number"}, "literature": {"idea", "title", "citation"},
     "choose_option": set(), "error": set(),
     "onboarding": {"name"}, "onboarding_timezone": {"zone"}, "timezone_current": {"zone"},
@@ -174,6 +251,8 @@ class PromptData:
     guard: GuardRules
     templates: dict[str, Template]
     programmes: dict[str, Programme]
+    safety: SafetyRules
+    followups: FollowupRules
 
     def say(self, key: str, **values: object) -> str:
         return self.messages[key].format(**values)
@@ -277,6 +356,10 @@ def load_prompt_data(prompts_dir: Path) -> PromptData:
     gdata, gtext = _load_toml(gpath)
     guard = _validate(GuardRules, gpath, gdata, gtext)
 
+    fpath = prompts_dir / "followups.toml"
+    fdata, ftext = _load_toml(fpath)
+    followups = _validate(FollowupRules, fpath, fdata, ftext)
+
     programmes: dict[str, Programme] = {}
     for path in sorted((prompts_dir / "programmes").glob("*.toml")):
         data, text = _load_toml(path)
@@ -286,7 +369,7 @@ def load_prompt_data(prompts_dir: Path) -> PromptData:
                                   f"differs from the file name; fix: set name = \"{path.stem}\"")
         programmes[programme.name] = programme
         for week in range(1, len(programme.weeks) + 1):
-            proto = checkin_protocol(programme, week)
+            proto = checkin_protocol(programme, week, followups.checkin)
             protocols[proto.name] = proto
 
     templates: dict[str, Template] = {}
@@ -294,5 +377,7 @@ def load_prompt_data(prompts_dir: Path) -> PromptData:
         tpath = prompts_dir / "templates" / f"{task}.toml"
         tdata, ttext = _load_toml(tpath)
         templates[task] = _validate(Template, tpath, tdata, ttext)
+    safety = load_safety(prompts_dir, _load_toml, _validate)
     return PromptData(protocols=protocols, messages={k: str(v) for k, v in messages.items()},
-                      guard=guard, templates=templates, programmes=programmes)
+                      guard=guard, templates=templates, programmes=programmes, safety=safety,
+                      followups=followups)

@@ -14,6 +14,7 @@ from datetime import datetime
 from .context import Context
 from .prompt_data import Protocol, Step
 from .records import Answer, Choice, Entry, Reply
+from .summary import Part, build_summary
 
 SAVE_WORDS = {"save", "yes", "y", "ok", "okay", "done", "accept", "keep", "save it", "looks good"}
 TAGS_RE = re.compile(r"^\s*tags?\s*:\s*(.*)$", re.I | re.S)
@@ -77,6 +78,26 @@ class Reflection:
         for a in state["answers"].values():
             parts += [a.get("answer", ""), a.get("followup_answer", "")]
         return "\n".join(p for p in parts if p)
+
+    def written(self, state: dict) -> str:
+        """Everything the person has typed in this reflection so far (read by the risk check)."""
+        return self._source(state)
+
+    def _own_words(self, state: dict) -> str:
+        """What the person typed in this reflection, without button labels: the literature query."""
+        proto = self.protocol(state)
+        parts = []
+        for step in proto.steps:
+            a = state["answers"].get(step.id, {})
+            if a.get("answer") and a["answer"] not in step.options:
+                parts.append(a["answer"])
+            if a.get("followup_answer"):
+                parts.append(a["followup_answer"])
+        return "\n".join(parts)
+
+    @staticmethod
+    def _asked(state: dict) -> list[str]:
+        return [a["followup_question"] for a in state["answers"].values() if a.get("followup_question")]
 
     def describe_pending(self, state: dict) -> dict:
         proto = self.protocol(state)
@@ -182,75 +203,144 @@ class Reflection:
         proto = self.protocol(state)
         step = proto.steps[state["step"]]
         state["answers"][step.id] = {"question": step.question, "answer": text}
-        if step.followup and self.ctx.settings.followups:
-            notices: list[Reply] = []
-            question, generated = await self.ctx.followup(
-                user, step.question, text, self._source(state), step.fallbacks, notices)
-            state["answers"][step.id].update(followup_question=question, followup_generated=generated)
-            state["phase"] = "followup"
-            return notices + [Reply(question, (Choice("Skip", "r:skip"), Choice("Back", "r:back")),
-                                    generated=generated)]
-        return await self._advance(user, state)
+        if not self.ctx.settings.followups:
+            return await self._advance(user, state)
+        asked = self._asked(state)
+        notices: list[Reply] = []
+        pick = None
+        if text in step.options and step.choices.get(text):
+            pick = self.ctx.picker.for_choice(step, text, self._own_words(state), asked)
+        elif step.followup and text not in step.options:
+            pick = await self.ctx.followup(user, step, text, self._source(state), asked, notices)
+        if pick is None:
+            return await self._advance(user, state)
+        generated = pick.source == "model"
+        state["answers"][step.id].update(followup_question=pick.text, followup_generated=generated,
+                                         followup_source=pick.source)
+        state["phase"] = "followup"
+        return notices + [Reply(pick.text, (Choice("Skip", "r:skip"), Choice("Back", "r:back")),
+                                generated=generated)]
+
+    def keep(self, state: dict, text: str) -> None:
+        """Keep a message that carried risk where it belongs, and stop: no follow-up, no idea offered.
+
+        The words become the step's answer (or the follow-up's), and the reflection moves on to the
+        next question without asking it, so /resume or "Carry on" goes on from there.
+        """
+        self._touch(state)
+        proto = self.protocol(state)
+        step = proto.steps[min(state["step"], len(proto.steps) - 1)]
+        if state["phase"] == "followup":
+            state["answers"][step.id]["followup_answer"] = text
+        else:
+            state["answers"][step.id] = {"question": step.question, "answer": text}
+        state["step"] += 1
+        state["phase"] = "answer"
+        if state["step"] >= len(proto.steps):
+            self._prepare_review(state, proto, self._build(state, proto))
+
+    def can_keep(self, state: dict) -> bool:
+        """Whether a typed message now is an answer (rather than a summary edit or a review reply)."""
+        return state["phase"] in ("answer", "followup")
 
     async def _advance(self, user: str, state: dict) -> list[Reply]:
         proto = self.protocol(state)
-        replies = self._maybe_literature(state, proto)
+        replies = self._maybe_literature(user, state, proto)
         state["step"] += 1
         state["phase"] = "answer"
         if state["step"] < len(proto.steps):
             return replies + [self._question(state)]
         return replies + await self._review(user, state, proto)
 
-    def _maybe_literature(self, state: dict, proto: Protocol) -> list[Reply]:
+    def _maybe_literature(self, user: str, state: dict, proto: Protocol) -> list[Reply]:
         """One idea from the literature, once, after the user has given their own reading."""
         ctx = self.ctx
         if state.get("suggested") or not ctx.settings.offer_literature or ctx.literature is None:
             return []
-        done = proto.steps[: state["step"] + 1]
-        if not any(s.own_reading and not state["answers"].get(s.id, {}).get("skipped")
-                   and s.id in state["answers"] for s in done):
-            return []
+        if not any(s.own_reading for s in proto.steps[: state["step"] + 1]):
+            return []  # not yet: the person hasn't given their own reading of the meeting
         try:
-            found = ctx.literature.suggest(ctx.trim(self._source(state)))
+            found = self._best_idea(user, state, proto)
         except Exception:  # the literature is a nicety: the reflection goes on without it
             return []
         state["suggested"] = True
         if found is None:
             return []
         state["suggestion"] = f"{found.title}, {found.citation}"
+        state["suggestion_similarity"] = round(found.similarity, 4)  # read by `spanner eval`
         return [Reply(ctx.say("literature", idea=found.idea, title=found.title, citation=found.citation))]
+
+    def _best_idea(self, user: str, state: dict, proto: Protocol):
+        """The card that best fits what the person typed at the steps it speaks to, if any fits."""
+        avoid = self._last_card(user)
+        themed = [s for s in proto.steps if s.literature_themes]
+        if not themed:
+            query = self._own_words(state)
+            return self.ctx.literature.suggest(self.ctx.trim(query), avoid=avoid) if query.strip() else None
+        best = None
+        for step in themed:
+            a = state["answers"].get(step.id, {})
+            words = " ".join(t for t in (a.get("answer", "") if a.get("answer") not in step.options else "",
+                                         a.get("followup_answer", "")) if t)
+            if not words.strip():
+                continue
+            found = self.ctx.literature.suggest(self.ctx.trim(words), avoid=avoid, themes=step.literature_themes)
+            if found is not None and (best is None or found.similarity > best.similarity):
+                best = found
+        return best
+
+    def _last_card(self, user: str) -> tuple[str, ...]:
+        """The idea offered in the person's last reflection: not offered again straight away."""
+        for entry in self.ctx.journal.list_entries(user, 5):
+            if entry.kind == "reflection" and entry.suggestion:
+                return (entry.suggestion,)
+            if entry.kind == "reflection":
+                return ()
+        return ()
 
     def _answered(self, state: dict, proto: Protocol) -> list[tuple[Step, dict]]:
         return [(s, state["answers"][s.id]) for s in proto.steps
                 if s.id in state["answers"] and state["answers"][s.id].get("answer")]
 
-    def _fallback_summary(self, answered: list[tuple[Step, dict]]) -> str:
-        """Built from the user's own first sentences: always true to what they said."""
-        if not answered:
-            return "A reflection with every question skipped."
-        picks = answered[:2] + ([answered[-1]] if len(answered) > 2 else [])
-        return " ".join(f"{s.title}: {first_sentence(a['answer'])}" for s, a in picks)
+    def _build(self, state: dict, proto: Protocol) -> str:
+        """The summary in the person's own words (bot/engine/summary.py)."""
+        parts = [Part(s.title, a["answer"], a.get("followup_answer", ""), s.options)
+                 for s, a in self._answered(state, proto)]
+        if not parts:
+            return self.ctx.say("summary_all_skipped")
+        return build_summary(parts, self.ctx.say("summary_own_part"))
 
-    async def _review(self, user: str, state: dict, proto: Protocol) -> list[Reply]:
+    def _prepare_review(self, state: dict, proto: Protocol, summary: str, generated: bool = False) -> None:
         answered = self._answered(state, proto)
-        block = "\n".join(f"- {s.title}: {self.ctx.trim(' '.join(a['answer'].split()))[:300]}"
-                          for s, a in answered)
-        notices: list[Reply] = []
-        source = self._source(state)
-        if answered:
-            summary, generated = await self.ctx.summary(user, block, source,
-                                                        self._fallback_summary(answered), notices)
-        else:
-            summary, generated = self._fallback_summary(answered), False
         tags = [a["answer"].lower() for s, a in answered if a["answer"] in s.options]
-        if self.ctx.literature is not None and source:
+        own = self._own_words(state)
+        if self.ctx.literature is not None and own.strip():
             try:
-                tags += [t for t in self.ctx.literature.themes(self.ctx.trim(source)) if t not in tags]
+                tags += [t for t in self.ctx.literature.themes(self.ctx.trim(own)) if t not in tags]
             except Exception:
                 pass
         state.update(phase="review", summary=summary, summary_generated=generated, tags=tags[:6])
         state["step"] = len(proto.steps)
+
+    async def _review(self, user: str, state: dict, proto: Protocol) -> list[Reply]:
+        answered = self._answered(state, proto)
+        built = self._build(state, proto)
+        notices: list[Reply] = []
+        summary, generated = built, False
+        if answered:
+            block = "\n".join(f"- {s.title}: {self.ctx.trim(' '.join(a['answer'].split()))[:300]}"
+                              for s, a in answered)
+            summary, generated = await self.ctx.summary(user, built, block, self._source(state), notices)
+        self._prepare_review(state, proto, summary, generated)
         return notices + [self._proposal(state)]
+
+    def carry_on(self, state: dict) -> list[Reply]:
+        """After a pause offer: the next question, or the summary if every question is answered."""
+        self._touch(state)
+        if state["phase"] in ("review", "edit_summary"):
+            state["phase"] = "review"
+            return [self._proposal(state)]
+        return [self._question(state)]
 
     def to_entry(self, state: dict) -> Entry:
         proto = self.protocol(state)

@@ -8,7 +8,9 @@ embeddings come from our offline embedder, never chroma's downloading default.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +19,18 @@ import chromadb
 from chromadb.config import Settings as ChromaSettings
 
 from bot.engine.ports import Suggestion
+from bot.engine.wording import sentences as split_sentences
 
 from .cards import Card, load_cards
 from .embedder import MiniLMEmbedder
 
 log = logging.getLogger(__name__)
+MAX_QUERY_SENTENCES = 40  # a very long reflection is matched on its first 40 sentences
+# How a card's fit is scored: its best cue's cosine similarity to a sentence the person wrote, plus this
+# much for each of its signals found in their words (counting at most two). Calibrated with
+# `spanner eval --sweep`; a card with no signal in their words is never offered.
+SIGNAL_WEIGHT = 0.2
+MAX_SIGNALS = 2
 
 
 @dataclass(frozen=True)
@@ -42,12 +51,14 @@ def open_chroma(path: Path) -> chromadb.ClientAPI:
 
 class LiteratureIndex:
     def __init__(self, chroma_dir: Path, embedder: MiniLMEmbedder, collection: str = "literature",
-                 min_similarity: float = 0.35):
+                 min_similarity: float = 0.6):
         self.embedder = embedder
         self.min_similarity = min_similarity
         self.client = open_chroma(Path(chroma_dir))
         self.collection = self.client.get_or_create_collection(
             collection, metadata={"hnsw:space": "cosine"}, embedding_function=None)
+        self._themes_by_card: dict[str, set[str]] | None = None
+        self._compiled: dict[str, list[re.Pattern]] = {}
 
     def count(self) -> int:
         return self.collection.count()
@@ -71,19 +82,23 @@ class LiteratureIndex:
             from tqdm import tqdm
             bar = tqdm(total=len(todo), unit="card", desc="Embedding literature cards")
         for card in todo:
-            texts = card.chunks()
+            # The summary's chunks (kind "text") and the cues (kind "cue"): suggestions match cues.
+            texts = card.chunks() + list(card.cues)
+            kinds = ["text"] * len(card.chunks()) + ["cue"] * len(card.cues)
             vectors = self.embedder.embed_array(texts)
             self.collection.add(
                 ids=[f"{card.card_id}#{i}" for i in range(len(texts))],
                 embeddings=vectors, documents=texts,
                 metadatas=[{"card_id": card.card_id, "digest": card.digest(), "title": card.title,
-                            "citation": card.citation, "idea": card.idea, "themes": ",".join(card.themes)}
-                           for _ in texts])
+                            "citation": card.citation, "idea": card.idea, "themes": ",".join(card.themes),
+                            "signals": json.dumps(card.signals), "kind": kind} for kind in kinds])
             chunks += len(texts)
             if bar is not None:
                 bar.update(1)
         if bar is not None:
             bar.close()
+        self._themes_by_card = None
+        self._compiled = {}
         return IngestReport(cards=len(cards), embedded_cards=len(todo), unchanged_cards=len(cards) - len(todo),
                             removed_cards=len(removed), chunks_embedded=chunks,
                             seconds=time.perf_counter() - started)
@@ -93,35 +108,72 @@ class LiteratureIndex:
 
     # ----- the port -------------------------------------------------------------
 
-    def _matches(self, query: str, n: int = 8) -> list[tuple[float, dict]]:
-        if not query.strip() or self.collection.count() == 0:
-            return []
-        vector = self.embedder.embed_array([query])
-        res = self.collection.query(query_embeddings=vector, n_results=min(n, self.collection.count()),
-                                    include=["metadatas", "distances"])
-        best: dict[str, tuple[float, dict]] = {}
-        for meta, dist in zip(res["metadatas"][0], res["distances"][0]):
-            sim = 1.0 - float(dist)
-            if meta["card_id"] not in best or sim > best[meta["card_id"]][0]:
-                best[meta["card_id"]] = (sim, meta)
-        return sorted(best.values(), key=lambda pair: -pair[0])
+    def _matches(self, query: str, themes: tuple[str, ...] = ()) -> list[tuple[float, dict]]:
+        """Cards that fit the query, best first, scored as described at SIGNAL_WEIGHT.
 
-    def suggest(self, query: str) -> Suggestion | None:
-        """The most relevant card's idea, or None when nothing is relevant enough."""
-        for sim, meta in self._matches(query):
-            if sim < self.min_similarity:
-                return None
-            return Suggestion(card_id=meta["card_id"], title=meta["title"], citation=meta["citation"],
-                              idea=meta["idea"], themes=tuple(t for t in meta["themes"].split(",") if t),
-                              similarity=sim)
+        A person's sentence ("finance held the purse strings") is compared with each card's cues,
+        written in the same practical language; a card scores its best cue against their best
+        sentence, plus its signals found in their words. With `themes`, only cards carrying one of
+        them are considered.
+        """
+        sentences = [s for s in split_sentences(query) if len(s.split()) >= 3][:MAX_QUERY_SENTENCES]
+        if not sentences or self.collection.count() == 0:
+            return []
+        where: dict = {"kind": "cue"}
+        if themes:
+            ids = self._cards_with(themes)
+            if not ids:
+                return []
+            where = {"$and": [{"kind": "cue"}, {"card_id": {"$in": ids}}]}
+        vectors = self.embedder.embed_array(sentences)
+        res = self.collection.query(query_embeddings=vectors, n_results=min(12, self.collection.count()),
+                                    where=where, include=["metadatas", "distances"])
+        best: dict[str, tuple[float, dict]] = {}
+        for metas, dists in zip(res["metadatas"], res["distances"]):
+            for meta, dist in zip(metas, dists):
+                sim = 1.0 - float(dist)
+                if meta["card_id"] not in best or sim > best[meta["card_id"]][0]:
+                    best[meta["card_id"]] = (sim, meta)
+        scored = []
+        for card_id, (sim, meta) in best.items():
+            hits = sum(1 for p in self._signals(card_id, meta) if p.search(query))
+            if hits:
+                scored.append((sim + SIGNAL_WEIGHT * min(hits, MAX_SIGNALS), meta))
+        return sorted(scored, key=lambda pair: -pair[0])
+
+    def _signals(self, card_id: str, meta: dict) -> list[re.Pattern]:
+        if card_id not in self._compiled:
+            self._compiled[card_id] = [re.compile(p, re.I) for p in json.loads(meta.get("signals") or "[]")]
+        return self._compiled[card_id]
+
+    def _cards_with(self, themes: tuple[str, ...]) -> list[str]:
+        if self._themes_by_card is None:
+            got = self.collection.get(where={"kind": "cue"}, include=["metadatas"])
+            self._themes_by_card = {m["card_id"]: set(m["themes"].split(",")) for m in got["metadatas"] or []}
+        wanted = set(themes)
+        return sorted(cid for cid, have in self._themes_by_card.items() if have & wanted)
+
+    def matches(self, query: str, themes: tuple[str, ...] = ()) -> list[Suggestion]:
+        """Every card that fits well enough (a score at or above min_similarity), best first."""
+        return [Suggestion(card_id=meta["card_id"], title=meta["title"], citation=meta["citation"],
+                           idea=meta["idea"], themes=tuple(t for t in meta["themes"].split(",") if t),
+                           similarity=sim)
+                for sim, meta in self._matches(query, themes) if sim >= self.min_similarity]
+
+    def suggest(self, query: str, avoid: tuple[str, ...] = (), themes: tuple[str, ...] = ()) -> Suggestion | None:
+        """The best-fitting card's idea, or None when nothing fits well enough.
+
+        A card in `avoid` ("title, citation" of the idea offered last time) is passed over.
+        """
+        for found in self.matches(query, themes):
+            if f"{found.title}, {found.citation}" not in avoid:
+                return found
         return None
 
     def themes(self, query: str, limit: int = 3) -> list[str]:
         out: list[str] = []
-        for sim, meta in self._matches(query):
-            if sim < self.min_similarity:
-                break
-            for theme in meta["themes"].split(","):
-                if theme and theme not in out:
+        for found in self.matches(query):
+            for theme in found.themes:
+                if theme not in out:
                     out.append(theme)
         return out[:limit]

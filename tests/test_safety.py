@@ -1,0 +1,273 @@
+"""Safety first: risk is caught without the model, answered with our own words, and told to nobody else.
+
+The screening rules' own examples run here deterministically, each one left out of its bank in
+turn (so a sentence is caught by what the rules generalise, not by matching itself), together with
+sentences written only for these tests.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from bot.engine.prompt_data import PromptDataError, load_prompt_data
+from bot.engine.risk import RiskScreen
+from conftest import ROOT, Chat, FixedClock, every_file_bytes
+
+URGENT_SIGNPOSTS = ("999", "111", "option 2", "116 123", "SHOUT", "85258")
+DISTRESS_SUPPORT = ("manager", "occupational health", "employee assistance programme", "GP")
+
+# Written for the tests only: none of these is in prompts/safety.toml.
+UNSEEN_URGENT = [
+    "Lately I've been thinking the kids would be better off without me around.",
+    "I sorted my will out this week and gave the dog to my brother, just so it's all done.",
+    "Honestly I don't want to be alive some mornings.",
+    "I have been hurting myself again, mostly on my arms.",
+    "If I'm honest I can't see the point in carrying on with anything.",
+    "Nobody at work would even notice if I wasn't there tomorrow, or ever.",
+    "I've been keeping a stash of my sleeping tablets.",
+    "Driving back I wanted to swerve into the oncoming traffic.",
+    "I'm going to hurt my manager if she speaks to me like that again, I mean it.",
+    "I just want to go to sleep and never wake up.",
+]
+UNSEEN_DISTRESS = [
+    "I burst into tears in the toilets straight after the meeting.",
+    "I'm honestly not coping with the caseload at the moment.",
+    "I haven't slept properly since the inspection letter arrived.",
+    "I'm dreading going back in tomorrow.",
+    "I feel completely burnt out and I snap at everyone at home.",
+    "My director keeps humiliating me in front of the partners.",
+    "I had a panic attack in the car park before I could go in.",
+    "I feel totally overwhelmed and alone in this job.",
+]
+UNSEEN_NOT_RISK = [
+    "The patient was in distress when the transport finally arrived.",
+    "The daughter was crying in the corridor and wanted someone to listen.",
+    "A resident said she wanted to die rather than move to the nursing home.",
+    "The budget is killing us and the pilot is dead in the water.",
+    "We spent the meeting on the suicide prevention action plan for the county.",
+    "The self-harm referrals from schools have doubled since September.",
+    "The coroner's prevention of future deaths report came up again.",
+    "Staff on the unit are exhausted after the outbreak.",
+    "The family were furious that nobody had told them about the discharge.",
+    "I was tired by the end but we got somewhere with the housing lead.",
+    "The scheme has been on life support since the grant ran out.",
+    "Honestly, that portal will be the death of me, it crashed three times.",
+]
+
+
+class CachedEmbedder:
+    """The real offline embedder with a memo: building many screens stays quick."""
+
+    def __init__(self, embedder):
+        self.embedder = embedder
+        self.memo: dict[str, list[float]] = {}
+
+    def embed(self, texts):
+        todo = [t for t in texts if t not in self.memo]
+        if todo:
+            for t, v in zip(todo, self.embedder.embed(todo)):
+                self.memo[t] = v
+        return [self.memo[t] for t in texts]
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return load_prompt_data(ROOT / "prompts").safety
+
+
+@pytest.fixture(scope="module")
+def embedder(rules, literature_template):
+    from bot.compose import build_embedder
+    from bot.config import load_config
+
+    return CachedEmbedder(build_embedder(load_config()))
+
+
+@pytest.fixture(scope="module")
+def screen(rules, embedder):
+    return RiskScreen(rules, embedder)
+
+
+def _left_out(rules, tier: str, example: str) -> RiskScreen:
+    section = getattr(rules, tier)
+    smaller = section.model_copy(update={"examples": tuple(e for e in section.examples if e != example)})
+    return smaller
+
+
+@pytest.mark.parametrize("tier", ["urgent", "distress", "not_risk"])
+def test_every_example_in_the_safety_rules_is_screened_right_when_left_out_of_its_bank(rules, embedder, tier):
+    expected = None if tier == "not_risk" else tier
+    wrong = []
+    for example in getattr(rules, tier).examples:
+        loo = RiskScreen(rules.model_copy(update={tier: _left_out(rules, tier, example)}), embedder)
+        got = loo.level(example)
+        if got != expected and not (expected == "distress" and got == "urgent"):
+            wrong.append((example, got))
+    assert wrong == []
+
+
+@pytest.mark.parametrize("sentence", UNSEEN_URGENT)
+def test_urgent_risk_is_caught_including_indirect_phrasing(screen, sentence):
+    assert screen.level(sentence) == "urgent"
+
+
+@pytest.mark.parametrize("sentence", UNSEEN_DISTRESS)
+def test_distress_is_caught(screen, sentence):
+    assert screen.level(sentence) in ("distress", "urgent")
+
+
+@pytest.mark.parametrize("sentence", UNSEEN_NOT_RISK)
+def test_hard_negatives_do_not_trigger(screen, sentence):
+    assert screen.level(sentence) is None
+
+
+def test_risk_written_faintly_across_answers_is_caught_in_context(screen):
+    earlier = "Honestly I sometimes think everyone would be better off without me."
+    faint = "Anyway my handover notes are all in order for whoever comes after me."
+    assert screen.level(faint) is None
+    assert screen.level(faint, earlier) == "urgent"
+
+
+def test_screening_needs_no_model_and_the_patterns_work_without_the_embedder(rules):
+    bare = RiskScreen(rules, embedder=None)
+    assert bare.level("I keep thinking about ending my life.") == "urgent"
+    assert bare.level("I cried in the car all the way home.") == "distress"
+    assert bare.level("The budget is killing us.") is None
+
+
+# ----- the conversation -------------------------------------------------------------------------
+
+
+def _reflect_to(chat: Chat, step: int) -> None:
+    chat.say("/reflect")
+    chat.say("Falls service review with the ICB and two GPs.")
+    if step >= 2:
+        chat.say("The ICB wanted the service cut back; the GPs wanted it kept.")
+        chat.say("/skip")
+
+
+def test_urgent_risk_mid_reflection_gets_signposting_at_once_keeps_every_answer_and_resume_goes_on(chat):
+    _reflect_to(chat, 2)
+    texts = chat.say("Persuading")  # a button label typed
+    texts = chat.say("/skip")
+    risky = "It went fine. Honestly though I keep thinking nobody would notice if I just disappeared."
+    texts = chat.say("Strategic")
+    texts = chat.say("/skip")
+    texts = chat.say(risky)  # the answer to "where did power sit"
+    reply = chat.replies[-1]
+    assert len(texts) == 1, "the questions stop: no follow-up, no next question"
+    for sign in URGENT_SIGNPOSTS:
+        assert sign in reply.text
+    assert [c.label for c in reply.choices] == ["Pause here", "Carry on"]
+    state = chat.app.journal.load_state(chat.user)
+    kept = state["reflect"]["answers"]["power"]["answer"]
+    assert kept == risky, "their words are kept where they were going"
+    texts = chat.say("Pause here")  # typed, as someone on the console would
+    assert any("Paused" in t for t in texts)
+    texts = chat.say("/resume")
+    assert any("(6/9)" in t for t in texts), "/resume goes on with the next question"
+    chat.skip_to_review()
+    assert chat.say("save")[0].startswith("Saved as entry #1")
+    entry = chat.app.journal.get_entry(chat.user, 1)
+    assert {a.step_id: a.answer for a in entry.answers}["power"] == risky
+    assert {a.step_id: a.answer for a in entry.answers}["wants"].startswith("The ICB wanted")
+
+
+def test_distress_is_acknowledged_with_support_and_carry_on_continues(chat):
+    _reflect_to(chat, 2)
+    texts = chat.say("I cried in the car afterwards and I'm dreading Monday.")
+    reply = chat.replies[-1]
+    assert len(texts) == 1
+    for support in DISTRESS_SUPPORT:
+        assert support in reply.text
+    assert "999" not in reply.text, "distress is not answered as an emergency"
+    texts = chat.say("Carry on")
+    assert any("(4/9)" in t for t in texts)
+
+
+def test_a_followup_answer_is_read_by_the_risk_check(chat):
+    _reflect_to(chat, 1)
+    chat.say("The ICB wanted the service cut back; the GPs wanted it kept.")  # a follow-up is asked
+    assert chat.app.journal.load_state(chat.user)["reflect"]["phase"] == "followup"
+    chat.say("I don't think I want to be here any more, if I'm honest.")
+    assert "116 123" in chat.replies[-1].text
+    answers = chat.app.journal.load_state(chat.user)["reflect"]["answers"]
+    assert answers["wants"]["followup_answer"].startswith("I don't think I want to be here")
+
+
+def test_a_quick_note_with_risk_is_kept_and_answered_with_care(chat):
+    texts = chat.say("Long day. I've been saving up my tablets and I don't know why I'm telling you.")
+    assert "116 123" in texts[0] and "SHOUT" in texts[0]
+    assert re.search(r"Kept as quick note #1", texts[1])
+    assert chat.app.journal.get_entry(chat.user, 1).note.startswith("Long day.")
+
+
+def test_every_kind_of_message_is_screened_edits_and_notes_too(chat):
+    chat.say("Quick note about the estates meeting.")
+    texts = chat.say("/note I feel completely burnt out and I can't cope.")
+    assert "occupational health" in texts[0]
+    chat.say("/edit 1")
+    texts = chat.say("Note")
+    texts = chat.say("I'm not coping and I keep crying at my desk.")
+    assert "occupational health" in texts[0]
+    assert chat.app.journal.get_entry(chat.user, 1).note.startswith("I'm not coping")
+
+
+def test_no_risk_response_or_risk_word_reaches_a_log_a_mentor_a_supervisor_or_anyone_else(make_app, tmp_path):
+    from bot.compose import CheckinMessages
+    from storage.people import People
+
+    app = make_app(clock=FixedClock())
+    people = People(app.journal)
+    for handle, role in (("console:mia", "mentee"), ("console:mo", "mentor"), ("console:sue", "supervisor")):
+        people.redeem(people.create_invite(role), handle, handle.split(":")[1].title())
+    mentee, mentor, supervisor = Chat(app, "mia"), Chat(app, "mo"), Chat(app, "sue")
+    app.sharing.supervise(supervisor.user, mentee.user)
+    app.mentoring.pair(mentor.user, mentee.user, "new_spanner", app.engine.ctx.now())
+    marker = "MARKERWORD"
+    mentee.say(f"{marker} I keep thinking everyone would be better off without me.")
+    mentee.say("/reflect")
+    mentee.say(f"{marker} team meeting.")
+    mentee.say(f"{marker} I cried in the car and I'm not coping.")
+    everything_others_see = []
+    for c, commands in ((mentor, ["/mentees"]), (supervisor, ["/team", "/review"])):
+        for command in commands:
+            everything_others_see += c.say(command)
+    digest = CheckinMessages(app.prompts, app.mentoring, app.engine.ctx.clock)(mentor.user, "digest", None)["text"]
+    everything_others_see.append(digest)
+    words = app.prompts.safety.reply
+    for text in everything_others_see:
+        assert marker not in text
+        assert words.urgent[:40] not in text and words.distress[:40] not in text
+        assert "risk" not in text.lower() and "distress" not in text.lower()
+    assert app.sharing.take_notifications(mentor.user) == [] or all(
+        marker not in n["text"] for n in app.sharing.take_notifications(mentor.user))
+    app.close()
+    for path, content in every_file_bytes(app.config.data_dir / "logs"):
+        for word in (marker.encode(), b"urgent", b"distress", b"better off without me", b"116 123"):
+            assert word not in content, (path, word)
+
+
+def test_the_safety_file_is_validated_and_its_crisis_contacts_cannot_be_lost(tmp_path):
+    prompts = tmp_path / "prompts"
+    shutil.copytree(ROOT / "prompts", prompts)
+    path = prompts / "safety.toml"
+    path.write_text(path.read_text().replace("116 123", "the helpline"))
+    with pytest.raises(PromptDataError) as err:
+        load_prompt_data(prompts)
+    assert "safety.toml" in str(err.value) and "116 123" in str(err.value) and "line" in str(err.value)
+
+
+def test_an_organisations_own_support_contacts_are_added_to_the_reply(make_app, make_config, tmp_path):
+    prompts = tmp_path / "prompts"
+    shutil.copytree(ROOT / "prompts", prompts)
+    path = prompts / "safety.toml"
+    path.write_text(path.read_text().replace("local_support = []",
+                                             'local_support = ["Occupational health: 0123 456 7890"]'))
+    app = make_app(make_config(**{"paths.prompts_dir": str(prompts)}), clock=FixedClock())
+    c = Chat(app)
+    texts = c.say("I'm exhausted and I'm not coping.")
+    assert "Occupational health: 0123 456 7890" in texts[0]
