@@ -154,11 +154,16 @@ def cmd_ingest(args) -> int:
     config = load_config(args.config)
     cards = load_cards(config.paths.knowledge_dir)
     # Ingest is a batch job: use every core, unlike a query at chat time.
-    index = build_literature(config, build_embedder(config, threads=os.cpu_count() or 1))
+    embedder = build_embedder(config, threads=os.cpu_count() or 1)
+    index = build_literature(config, embedder)
     report = index.ingest(cards, progress=not args.quiet)
     print(f"literature index: {report.cards} cards, {report.embedded_cards} embedded "
           f"({report.chunks_embedded} chunks), {report.unchanged_cards} unchanged, "
           f"{report.removed_cards} removed, {report.seconds:.1f} s")
+    # The risk screen's examples are embedded now too, so the first message is not kept waiting.
+    from .compose import safety_banks
+    from .engine.prompt_data import load_prompt_data
+    safety_banks(config, load_prompt_data(config.paths.prompts_dir), embedder)
     return 0
 
 

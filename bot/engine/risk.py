@@ -28,6 +28,11 @@ SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+|\s+[-–—]\s+")
 QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "`": "'"})
 MAX_SENTENCES = 60
 PRIMED_EASING = 0.10
+THIRD_PARTY = re.compile(
+    r"^((the|a|an|his|her|their|our) )?(he|she|they|we|staff|managers?|team|"
+    r"patients?|residents?|clients?|famil(y|ies)|parents?|carers?|daughters?|sons?|mum|dad|everyone|"
+    r"everybody|people|colleagues?|[A-Z][a-z]+ (from|at|of|in|said|says|told|asked|was|is|were|are|has|had|"
+    r"wants?|wanted|thinks?|thought|felt|feels))\b", re.I)
 FIRST_PERSON = re.compile(r"\b(i|i'm|im|i've|ive|i'd|i'll|me|my|myself|mine)\b", re.I)  # how much lower the meaning threshold is once earlier answers carried risk  # a huge message is screened in full by patterns; meaning is checked on the first 60
 
 
@@ -80,13 +85,15 @@ class _Primed:
 class RiskScreen:
     """Screens text; build once (it embeds the example sentences once)."""
 
-    def __init__(self, rules: SafetyRules, embedder: Embedder | None = None):
+    def __init__(self, rules: SafetyRules, embedder: Embedder | None = None,
+                 banks: dict[str, np.ndarray] | None = None):
+        """`banks`: the examples already embedded (by composition, from its cache), by tier name."""
         self.rules = rules
         self.embedder = embedder
         self.urgent = _CompiledTier(rules.urgent)
         self.distress = _CompiledTier(rules.distress)
         self.not_risk = [re.compile(p, re.I) for p in rules.not_risk.patterns]
-        self._banks: dict[str, np.ndarray] | None = None
+        self._banks: dict[str, np.ndarray] | None = banks
 
     # ----- meaning ----------------------------------------------------------------
 
@@ -109,12 +116,18 @@ class RiskScreen:
         return self._banks
 
     def similarities(self, sentences: Sequence[str]) -> dict[str, np.ndarray] | None:
-        """For each sentence, its highest similarity to each bank of examples."""
+        """For each sentence, its closeness to each bank: the mean similarity of its nearest examples."""
         banks = self.banks()
         vectors = self._embed(sentences) if banks is not None else None
         if vectors is None or banks is None:
             return None
-        return {name: (vectors @ bank.T).max(axis=1) for name, bank in banks.items()}
+        k = self.rules.thresholds.neighbours
+        out = {}
+        for name, bank in banks.items():
+            sims = vectors @ bank.T
+            n = min(k, sims.shape[1])
+            out[name] = np.sort(sims, axis=1)[:, -n:].mean(axis=1)
+        return out
 
     # ----- the decision ------------------------------------------------------------
 
@@ -127,7 +140,10 @@ class RiskScreen:
         sentences = sentences_of(text)
         if not sentences:
             return Screening(None)
-        sims = self.similarities(sentences[:MAX_SENTENCES])
+        return self.decide(sentences, self.similarities(sentences[:MAX_SENTENCES]), earlier)
+
+    def decide(self, sentences: list[str], sims: dict[str, np.ndarray] | None, earlier: str = "") -> Screening:
+        """The tier for these sentences, given their closeness to each bank (None: patterns only)."""
         t = self.rules.thresholds
         primed = _Primed(self, earlier)
         found: dict[str, list[int]] = {"urgent": [], "distress": []}
@@ -156,7 +172,9 @@ class RiskScreen:
                 near = sim >= threshold or (sim >= threshold - PRIMED_EASING and primed[name])
                 # Meaning alone is not enough for a sentence about someone else: the embedder hears
                 # "manager" and "worried" in "Manager is worried" as close to "I'm frightened of my manager".
-                near = near and bool(FIRST_PERSON.search(sentence))
+                # Notes often drop the "I" ("Wrote a letter to each of the kids"), so only a sentence
+                # that opens on someone else and never mentions the writer is held back.
+                near = near and (bool(FIRST_PERSON.search(sentence)) or not THIRD_PARTY.match(sentence))
                 if closer and ((weak and sim >= t.weak_similarity) or near):
                     found[name].append(i)
                     break

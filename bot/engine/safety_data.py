@@ -26,6 +26,7 @@ def _compiles(patterns: tuple[str, ...]) -> tuple[str, ...]:
 
 
 class Thresholds(_Strict):
+    neighbours: int = Field(default=3, ge=1, le=25)
     urgent_similarity: float = Field(gt=0.0, le=1.0)
     distress_similarity: float = Field(gt=0.0, le=1.0)
     weak_similarity: float = Field(gt=0.0, le=1.0)
@@ -38,6 +39,7 @@ class Tier(_Strict):
     strong: tuple[str, ...] = Field(min_length=1)
     weak: tuple[str, ...] = ()
     examples: tuple[str, ...] = Field(min_length=5)
+    example_files: tuple[str, ...] = ()  # more examples, one per line, in files beside safety.toml
 
     @field_validator("strong", "weak")
     @classmethod
@@ -48,6 +50,7 @@ class Tier(_Strict):
 class NotRisk(_Strict):
     patterns: tuple[str, ...] = ()
     examples: tuple[str, ...] = Field(min_length=5)
+    example_files: tuple[str, ...] = ()
 
     @field_validator("patterns")
     @classmethod
@@ -92,8 +95,35 @@ class SafetyRules(_Strict):
     reply: CareWords
 
 
+def _read_examples(base: Path, files: tuple[str, ...]) -> tuple[str, ...]:
+    out: list[str] = []
+    for name in files:
+        path = (base / name).resolve()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ValueError(f"example file {name} not found; fix: restore it or remove it from example_files") from None
+        out += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return tuple(out)
+
+
 def load_safety(prompts_dir: Path, load_toml, validate) -> SafetyRules:
-    """Read prompts/safety.toml with the shared TOML reader and validator (they name file and line)."""
+    """Read prompts/safety.toml with the shared TOML reader and validator (they name file and line).
+
+    Examples listed in `example_files` are read in and joined to each tier's `examples`.
+    """
     path = Path(prompts_dir) / "safety.toml"
     data, text = load_toml(path)
-    return validate(SafetyRules, path, data, text)
+    rules = validate(SafetyRules, path, data, text)
+    try:
+        updates = {}
+        for name in ("urgent", "distress", "not_risk"):
+            tier = getattr(rules, name)
+            extra = _read_examples(path.parent, tier.example_files)
+            if extra:
+                merged = tuple(dict.fromkeys(tier.examples + extra))
+                updates[name] = tier.model_copy(update={"examples": merged, "example_files": ()})
+    except ValueError as exc:
+        from .prompt_data import PromptDataError
+        raise PromptDataError(f"{path}: {exc}") from None
+    return rules.model_copy(update=updates)

@@ -48,6 +48,14 @@ class Case(BaseModel):
         """Cards a supervisor would accept here: the fuller second reading where there is one."""
         return self.cards_all if self.cards_all is not None else self.cards
 
+    @model_validator(mode="before")
+    @classmethod
+    def _answers_table(cls, data):
+        """Answers may also sit in an `[cases.answers]` table: the same as giving them at the top."""
+        if isinstance(data, dict) and isinstance(data.get("answers"), dict):
+            data = {**{k: v for k, v in data.items() if k != "answers"}, **data["answers"]}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> "Case":
         if self.mode == "note" and not self.note.strip():

@@ -48,6 +48,8 @@ def run_eval(config: Config, *, cases_dir: Path | None = None, strategy: str | N
         chroma = config.data_dir / "chroma"
         if chroma.is_dir():  # the literature index as built by setup; else it is built here
             shutil.copytree(chroma, data / "chroma")
+        if (config.data_dir / "cache").is_dir():  # the safety examples, embedded by setup
+            shutil.copytree(config.data_dir / "cache", data / "cache")
         # A sweep runs with no literature threshold and re-applies each threshold afterwards.
         run_config = _overrides(config, data, strategy, summary, 0.0 if sweep else None)
         app = build_app(run_config)
