@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .safety_data import SafetyRules, load_safety
+from .safety_data import SafetyRules, compiles, load_safety
 
 
 class PromptDataError(Exception):
@@ -45,20 +45,11 @@ def _frames(values: tuple[str, ...]) -> tuple[str, ...]:
     return values
 
 
-class Step(_Strict):
-    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
-    title: str = Field(min_length=1, max_length=80)
-    question: str = Field(min_length=3, max_length=1000)
-    hint: str = ""
-    options: tuple[str, ...] = ()
-    followup: bool = False
-    own_reading: bool = False
-    section: Literal["what", "so_what", "now_what"] = "what"  # where it goes in an export
+class Bank(_Strict):
+    """Curated follow-up questions and quote-back frames: a step's own, or the check-ins'."""
+
     fallbacks: tuple[str, ...] = Field(min_length=1)
-    frames: tuple[str, ...] = ()  # quote-back frames: {quote} is a clause of the person's answer
-    prefer: str = ""  # a regular expression: clauses that match are quoted back first
-    literature_themes: tuple[str, ...] = ()  # card themes that speak to this step's answer
-    choices: dict[str, tuple[str, ...]] = {}  # questions about each option, asked after its button
+    frames: tuple[str, ...] = ()
 
     @field_validator("fallbacks")
     @classmethod
@@ -70,14 +61,26 @@ class Step(_Strict):
     def _valid_frames(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         return _frames(v)
 
+
+class Step(Bank):
+    """One question of a protocol; its `fallbacks` and `frames` (from Bank) are its curated follow-ups."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    title: str = Field(min_length=1, max_length=80)
+    question: str = Field(min_length=3, max_length=1000)
+    hint: str = ""
+    options: tuple[str, ...] = ()
+    followup: bool = False
+    own_reading: bool = False
+    section: Literal["what", "so_what", "now_what"] = "what"  # where it goes in an export
+    prefer: str = ""  # a regular expression: clauses that match are quoted back first
+    literature_themes: tuple[str, ...] = ()  # card themes that speak to this step's answer
+    choices: dict[str, tuple[str, ...]] = {}  # questions about each option, asked after its button
+
     @field_validator("prefer")
     @classmethod
     def _valid_prefer(cls, v: str) -> str:
-        try:
-            re.compile(v, re.I)
-        except re.error as exc:
-            raise ValueError(f"prefer {v!r} is not a valid regular expression ({exc})") from None
-        return v
+        return compiles((v,))[0]
 
     @model_validator(mode="after")
     def _choices_match_options(self) -> "Step":
@@ -137,27 +140,7 @@ class QuoteRules(_Strict):
     @field_validator("never")
     @classmethod
     def _patterns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for pattern in v:
-            try:
-                re.compile(pattern, re.I)
-            except re.error as exc:
-                raise ValueError(f"pattern {pattern!r} is not a valid regular expression ({exc})") from None
-        return v
-
-
-class Bank(_Strict):
-    fallbacks: tuple[str, ...] = Field(min_length=1)
-    frames: tuple[str, ...] = ()
-
-    @field_validator("fallbacks")
-    @classmethod
-    def _questions(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return _all_questions(v, "fallback")
-
-    @field_validator("frames")
-    @classmethod
-    def _valid_frames(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return _frames(v)
+        return compiles(v)
 
 
 class FollowupRules(_Strict):

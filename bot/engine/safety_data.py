@@ -16,7 +16,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _compiles(patterns: tuple[str, ...]) -> tuple[str, ...]:
+def compiles(patterns: tuple[str, ...]) -> tuple[str, ...]:
     for pattern in patterns:
         try:
             re.compile(pattern, re.I)
@@ -44,7 +44,7 @@ class Tier(_Strict):
     @field_validator("strong", "weak")
     @classmethod
     def _valid(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return _compiles(v)
+        return compiles(v)
 
 
 class NotRisk(_Strict):
@@ -55,7 +55,7 @@ class NotRisk(_Strict):
     @field_validator("patterns")
     @classmethod
     def _valid(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return _compiles(v)
+        return compiles(v)
 
 
 class CareWords(_Strict):

@@ -92,8 +92,7 @@ class Measures:
         unknown = [(a, self.guard.unknown_names(a.question, a.source_text)) for a in asked]
         unknown = [(a, names) for a, names in unknown if names]
         closed = [a for a in asked if a.question.lower().startswith(CLOSED_STARTS) or a.question.count("?") != 1]
-        unsafe = [a for a in asked if any(p.search(a.question) for p in self.never)
-                  or self.screen.level(a.question) is not None]
+        unsafe = [a for a in asked if self._unsafe_quote(a)]
         typed = [a for a in asked if a.source != "choice"]
         specific = [a for a in typed if self._specific(a)]
         seconds = [a.seconds for a in asked]
@@ -106,6 +105,13 @@ class Measures:
             "specific": (len(specific), len(typed)), "lift": self._lift(),
             "latency_p50": percentile(seconds, 50), "latency_p95": percentile(seconds, 95),
         }
+
+    def _unsafe_quote(self, a: Asked) -> bool:
+        """The person's words quoted back include an instruction, abuse, a link or flagged risk."""
+        if a.source != "quote" or "‘" not in a.question:
+            return False
+        quoted = a.question.split("‘", 1)[1].rsplit("’", 1)[0]
+        return any(p.search(quoted) for p in self.never) or self.screen.level(quoted) is not None
 
     @staticmethod
     def _show(a: Asked) -> str:
