@@ -38,6 +38,12 @@ HEDGE = re.compile(r"^(i think|i guess|i suppose|i'm not sure|i am not sure|i do
                    r"i heard|i mean|to be honest|in fairness|i'd say|i would say|not sure)\b", re.I)
 QUESTION_START = re.compile(r"^(what|who|how|why|when|where|which|whose|is|are|do|does|did|can|could|would|should)\b",
                             re.I)
+# A word that makes a clause a statement rather than a bare name: a common verb, or -ed/-ing.
+VERBISH = re.compile(r"^(is|are|was|were|be|been|has|have|had|do|does|did|will|would|could|can|should|might|"
+                     r"may|must|want|wants|need|needs|say|says|said|hold|holds|held|think|thinks|feel|feels|"
+                     r"felt|keep|keeps|kept|get|gets|got|go|goes|went|make|makes|made|take|takes|took|give|"
+                     r"gives|gave|see|sees|saw|know|knows|knew|lose|loses|run|runs|ran|sit|sits|sat|set|sets|"
+                     r"put|puts|pay|pays|paid|lead|leads|led|[a-z]+ed|[a-z]+ing|[a-z]+n't)$", re.I)
 VAGUE = {"fine", "usual", "okay", "ok", "sure", "dunno", "know", "nothing", "same", "normal", "alright", "good",
          "bad", "meh", "whatever", "stuff", "various", "unsure", "unclear", "idea", "much", "lot"}
 
@@ -125,6 +131,8 @@ class FollowUpPicker:
             content = content_words(clause)
             if len(content) < 2 or all(w.lower() in VAGUE for w in content):
                 continue
+            if not (n >= 6 or any(VERBISH.match(w) for w in words(clause))):
+                continue  # a bare noun phrase ("housing needs manager") reads oddly inside a frame
             if QUESTION_START.match(clause) or SUBORDINATE.match(clause) or HEDGE.match(clause) \
                     or clause in step.options or jaccard(clause, step.question) >= 0.5:
                 continue
@@ -174,6 +182,12 @@ class FollowUpPicker:
         fresh = [q for q in step.fallbacks if q not in asked] or list(step.fallbacks)
         ranked = self._closest(fresh, answer)
         return FollowUp(ranked[0][1], "curated", ranked[0][0])
+
+    @staticmethod
+    def says_little(answer: str) -> bool:
+        """"?", "n/a", "dunno", "the usual": nothing to follow up without presuming what they meant."""
+        content = content_words(answer)
+        return not content or all(w.lower() in VAGUE for w in content)
 
     def for_text(self, step: Step, answer: str, source: str, asked: Sequence[str]) -> FollowUp:
         if step.frames:

@@ -210,7 +210,7 @@ class Reflection:
         pick = None
         if text in step.options and step.choices.get(text):
             pick = self.ctx.picker.for_choice(step, text, self._own_words(state), asked)
-        elif step.followup and text not in step.options:
+        elif step.followup and text not in step.options and not self.ctx.picker.says_little(text):
             pick = await self.ctx.followup(user, step, text, self._source(state), asked, notices)
         if pick is None:
             return await self._advance(user, state)

@@ -32,6 +32,8 @@ CLAUSE_SPLIT = re.compile(
     r"\s*[;:()]\s*|\s+[-–—]\s+|,?\s+\b(?:but|whereas|while|although|though|because|so that|and then|yet)\b\s+"
     r"|,\s+(?:and|so|which|who|as)\s+|,\s+", re.I)
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+# A full stop after these is not the end of a sentence ("Rev. Ellis", "Dr. Okafor", "e.g. the ward").
+ABBREVIATIONS = re.compile(r"\b(mr|mrs|ms|dr|rev|revd|cllr|prof|st|sr|jr|no|vs|etc|e\.g|i\.e|approx|dept|tel)\.$", re.I)
 LEAD_WORDS = re.compile(r"^(?:and|but|so|then|also|well|um|erm|honestly|basically|anyway|plus|oh|ok|okay)\b[,\s]*",
                         re.I)
 
@@ -87,7 +89,16 @@ def unsupported(text: str, source: str, allowed: frozenset[str] | set[str] = fro
 
 
 def sentences(text: str) -> list[str]:
-    return [" ".join(s.split()) for s in SENTENCE_SPLIT.split(text.strip()) if s and s.strip()]
+    out: list[str] = []
+    for piece in SENTENCE_SPLIT.split(text.strip()):
+        piece = " ".join(piece.split())
+        if not piece:
+            continue
+        if out and ABBREVIATIONS.search(out[-1]):
+            out[-1] = f"{out[-1]} {piece}"  # "Rev. Ellis wanted..." stays one sentence
+        else:
+            out.append(piece)
+    return out
 
 
 def tidy_clause(clause: str) -> str:
