@@ -1,8 +1,8 @@
 """`spanner bench`: prints speed and memory numbers for the default model on this host. Not a test.
 
 Everything runs in a temporary data directory with the real parts: llama.cpp,
-chroma, SQLite and the offline embedder. Targets (DESIGN.md and issue 2) are
-printed beside each number; missing one does not fail the command.
+chroma, SQLite and the offline embedder. Targets are printed beside each
+number; missing one does not fail the command.
 """
 
 from __future__ import annotations
@@ -359,7 +359,7 @@ def bench_schedule(config_path: Path, data: Path, schedules: int = 10_000, same_
 
     from sqlalchemy import insert
 
-    from storage.models import Schedule, User
+    from storage.models import Schedule, User, UserRole
     from storage.people import People
 
     from .compose import build_app
@@ -377,8 +377,9 @@ def bench_schedule(config_path: Path, data: Path, schedules: int = 10_000, same_
     # Many people whose check-ins are on other days: rows the tick must not touch.
     with app.journal.sessions.begin() as s:
         ids = s.execute(insert(User).returning(User.id), [
-            {"handle": f"bench:{i}", "display_name": "", "role": "mentee", "next_number": 1,
+            {"handle": f"bench:{i}", "display_name": "", "next_number": 1,
              "created_at": now} for i in range(schedules - same_minute)]).scalars().all()
+        s.execute(insert(UserRole), [{"user_id": uid, "role": "mentee"} for uid in ids])
         s.execute(insert(Schedule), [{"user_id": uid, "kind": "checkin", "days": other_day, "at": at,
                                       "timezone": "Europe/London", "next_slot": now + timedelta(days=2),
                                       "paused": False, "created_at": now} for uid in ids])

@@ -58,11 +58,18 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     handle: Mapped[str] = mapped_column(String(200), unique=True)
     display_name: Mapped[str] = mapped_column(String(200), default="")
-    role: Mapped[str] = mapped_column(String(20), default="spanner")
     timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
     next_number: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class UserRole(Base):
+    """A role a person holds (spanner, mentee, mentor, supervisor, admin); a person may hold several."""
+
+    __tablename__ = "user_roles"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20), primary_key=True)
 
 
 class UserKey(Base):
@@ -207,11 +214,18 @@ class AccessLog(Base):
 
 
 class Notification(Base):
-    """A message for a user caused by someone else (a comment, an answer); under the recipient's key."""
+    """A message for a user caused by someone else (a comment, an answer); under the recipient's key.
+
+    `source_id` is whoever caused it: forgetting them removes the copies of their words
+    still waiting in other people's notices. `kind` (checkin, note, comment, ...) holds no content.
+    """
 
     __tablename__ = "notifications"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True,
+                                                  index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="", server_default="")
     payload_ct: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
@@ -227,6 +241,17 @@ class Pairing(Base):
     programme: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class MentoringMessage(Base):
+    """A note between a mentor and a mentee in a pairing, either way; under the mentee's key."""
+
+    __tablename__ = "mentoring_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pairing_id: Mapped[int] = mapped_column(ForeignKey("pairings.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    body_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Schedule(Base):

@@ -151,14 +151,6 @@ def test_prompt_file_with_an_unknown_placeholder_is_rejected(tmp_path):
         load_prompt_data(prompts)
 
 
-def test_help_explains_every_command_the_engine_accepts(chat):
-    text = chat.say("/help")[0]
-    for command in ("/reflect", "/resume", "/skip", "/back", "/cancel", "/note", "/journal", "/show",
-                    "/edit", "/delete", "/search", "/privacy", "/help"):
-        assert command in text
-        assert "I don't know the command" not in " ".join(chat.say(command))
-
-
 def test_privacy_says_where_data_lives(chat):
     text = chat.say("/privacy")[0]
     assert str(chat.app.config.data_dir) in text

@@ -54,8 +54,9 @@ def open_first_share(reader: Chat) -> int:
 
 
 def comment_on(reader: Chat, share_id: int, text: str) -> list[str]:
+    """The reader opens the share, presses Comment and writes."""
     press(reader, f"rv:{share_id}")
-    press(reader, f"cm:{share_id}")
+    press(reader, reader.replies[-1].choices[0].data)  # its Comment button
     return reader.say(text)
 
 
@@ -122,13 +123,14 @@ def test_comments_go_to_the_author_who_can_answer(team):
     ana.say("Reflection on the estates meeting.")
     share_entry(ana, 1)
     share_id = open_first_share(sue)
-    assert comment_on(sue, share_id, "What would make the next meeting easier?") == ["Sent."]
+    assert comment_on(sue, share_id, "What would make the next meeting easier?") == ["Sent to Ana."]
     got = ana.say("/journal")
-    assert got[0] == "Your supervisor commented on entry #1: What would make the next meeting easier?"
-    assert ana.replies[-2].choices[0].data == f"cm:{share_id}"
-    press(ana, f"cm:{share_id}")
-    ana.say("Meeting the estates lead beforehand.")
-    assert sue.say("/help")[0] == "The author answered on entry #1: Meeting the estates lead beforehand."
+    assert got[0].startswith("Sue, your supervisor, commented on entry #1: What would make the next meeting easier?")
+    assert ana.replies[-2].choices[0].label == "Answer"
+    ana.say("Answer")
+    assert ana.say("Meeting the estates lead beforehand.") == ["Sent to Sue."]
+    assert sue.say("/help")[0].startswith("Ana answered on entry #1: Meeting the estates lead beforehand.")
+    assert ana.app.journal.count_entries(ana.user) == 1  # the answer is in the thread, not a stray note
     shown = press(sue, f"rv:{share_id}")[0]
     assert "What would make the next meeting easier?" in shown and "Meeting the estates lead" in shown
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import time
 
 COMMAND_RE = re.compile(r"^/([A-Za-z][A-Za-z0-9_]{0,31})(?:@[A-Za-z0-9_]+)?(?:\s+(.*))?$", re.S)
 
@@ -58,3 +59,42 @@ def parse_number(args: str) -> int | None:
 def clean(text: str) -> str:
     """Normalise line endings and strip trailing space, keeping every word."""
     return "\n".join(line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")).strip()
+
+
+class InputError(ValueError):
+    """Something typed that can't be read: the message key (prompts/messages.toml) and its values."""
+
+    def __init__(self, key: str, **values: object):
+        super().__init__(key)
+        self.key = key
+        self.values = values
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_days(text: str) -> tuple[int, ...]:
+    """'mon,thu' or 'weekdays' or 'daily' -> weekday numbers (Monday is 0)."""
+    text = text.strip().lower()
+    if text in ("daily", "every day", "everyday"):
+        return tuple(range(7))
+    if text == "weekdays":
+        return tuple(range(5))
+    days = []
+    for part in text.replace(" ", ",").split(","):
+        if not part:
+            continue
+        if part[:3] not in DAYS:
+            raise InputError("bad_day", day=part[:20])
+        days.append(DAYS.index(part[:3]))
+    if not days:
+        raise InputError("bad_day", day=text[:20])
+    return tuple(sorted(set(days)))
+
+
+def parse_time(text: str) -> time:
+    """'09:30' -> 09:30; anything else is an InputError naming what was typed."""
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", text.strip())
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise InputError("bad_time", time=text.strip()[:20])
+    return time(int(match.group(1)), int(match.group(2)))

@@ -59,5 +59,9 @@ class UnitOfWork:
         """A programme week answered or skipped: committed with the entry that answers it."""
         self.ops.append(("week", week, state))
 
+    def notices_seen(self, user: str, ids: list[int]) -> None:
+        """Notices shown with this event's replies: removed in the same commit, so none is lost or doubled."""
+        self.ops.append(("notices_seen", list(ids)))
+
     def save_state(self, user: str, state: dict) -> None:
         """The state is committed by the engine with the other writes; nothing to do here."""

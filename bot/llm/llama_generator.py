@@ -105,6 +105,11 @@ class LlamaGenerator:
         self._queue.close()
         if self._thread is not None:
             self._thread.join(timeout=30)
+            if self._thread.is_alive():
+                # Still decoding queued work: freeing the model under it would crash the process.
+                # The daemon thread ends with the process; the model goes with it.
+                log.warning("model worker still busy at close; leaving the model to process exit")
+                return
         llm, self._llm = self._llm, None
         if llm is not None and hasattr(llm, "close"):
             llm.close()

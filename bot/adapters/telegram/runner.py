@@ -37,16 +37,6 @@ from .formatting import keyboard, split_text, strip_urls
 
 log = logging.getLogger(__name__)
 
-MENU = [("reflect", "Reflect on a meeting"), ("note", "Save a quick note"), ("journal", "Your recent entries"),
-        ("search", "Search your entries"), ("resume", "Go on with a reflection"), ("skip", "Skip this question"),
-        ("back", "Previous question"), ("cancel", "Stop the current action"), ("show", "Show an entry"),
-        ("edit", "Change an entry"), ("delete", "Delete an entry"), ("share", "Share an entry"),
-        ("unshare", "Take a share back"), ("shared", "What you share"), ("access", "Who read what"),
-        ("export", "Download everything"), ("forget", "Erase everything about you"),
-        ("team", "Supervisors: your team"), ("review", "Supervisors: shared with you"),
-        ("checkins", "Your mentoring check-ins"), ("snooze", "Put a check-in off"), ("pause", "Pause check-ins"),
-        ("remind", "A reminder to reflect"), ("mentees", "Mentors: your mentees"),
-        ("timezone", "Your time zone"), ("privacy", "Where your data lives"), ("help", "What I can do")]
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
@@ -80,6 +70,8 @@ class SpannerTelegram:
         self._background: set[asyncio.Task] = set()
         self._onboarding: set[int] = set()
         self._stop = asyncio.Event()
+        # Notices are pushed through the outbox as they appear (_push_notifications), not added to replies.
+        app.engine.show_notices = False
         if app.generator is not None and hasattr(app.generator, "on_queued"):
             app.generator.on_queued = self._queued
 
@@ -88,7 +80,8 @@ class SpannerTelegram:
     async def start(self) -> None:
         await self.application.initialize()
         try:
-            await self.bot.set_my_commands([BotCommand(c, d) for c, d in MENU])
+            # The menu is generated from the engine's registry (and prompts/commands.toml).
+            await self.bot.set_my_commands([BotCommand(c, d) for c, d in self.app.engine.menu()])
         except TelegramError as exc:
             # The menu is a convenience: a Bot API server without it must not stop the bot.
             log.warning("could not register the command menu: %s", type(exc).__name__)
@@ -258,9 +251,10 @@ class SpannerTelegram:
         msg = update.message
         if msg is None:
             return None
-        if update.update_id in self._onboarding or _start_code(update):
+        if update.update_id in self._onboarding:
             self._onboarding.discard(update.update_id)
             return Event(text="/start", onboarding=True, **common)
+        # A member's "/start CODE" (an invite for another role) goes to the engine as typed: it redeems it.
         if msg.forward_origin is not None:
             return Event(kind="forwarded", text=msg.text or msg.caption or "", **common)
         if msg.text is not None:
@@ -299,16 +293,14 @@ class SpannerTelegram:
                 _ensure_worker(self._chat_tasks, chat_id, self._drain_chat)
 
     def _push_notifications(self) -> None:
-        """Messages caused by someone else (a supervisor's comment) go out without waiting for the user."""
-        sharing = self.app.engine.ctx.sharing
-        if sharing is None:
+        """Notices (a check-in, a comment, a note) go out without waiting for the user to write."""
+        notices = getattr(self.app, "notices", None)
+        if notices is None:
             return
-        for handle in sharing.pending_notification_handles():
-            if not handle.startswith("telegram:"):
-                continue
-            chat_id = int(handle.split(":", 1)[1])
-            for note in sharing.take_notifications(handle):
-                self.transport.queue(handle, chat_id, {"text": note["text"], "choices": note.get("choices", [])})
+        for handle in notices.pending_handles():
+            if handle.startswith("telegram:"):
+                # Moved into the outbox in one transaction: none lost, none sent twice.
+                self.transport.queue_notices(handle, int(handle.split(":", 1)[1]))
 
     async def _drain_chat(self, chat_id: int) -> None:
         while not self._stop.is_set():
