@@ -72,6 +72,7 @@ class LlamaGenerator:
         self._queue: FairQueue[_Job] = FairQueue()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._closing = threading.Event()  # set by close(): stop generating, take no more work
         self._llm = None
         self._uses_chat = False
         self._load_error: str | None = None
@@ -102,6 +103,8 @@ class LlamaGenerator:
         return self._ready.wait(timeout)
 
     def close(self) -> None:
+        # Stop at the next token and drop what is still queued, so the model is freed only once idle.
+        self._closing.set()
         self._queue.close()
         if self._thread is not None:
             self._thread.join(timeout=30)
@@ -167,7 +170,7 @@ class LlamaGenerator:
             if got is None:
                 return
             _user, job = got
-            result = self._execute(job)
+            result = Generation("", "unavailable") if self._closing.is_set() else self._execute(job)
             if not job.loop.is_closed():
                 job.loop.call_soon_threadsafe(_resolve, job.future, result)
 
@@ -194,7 +197,7 @@ class LlamaGenerator:
             text, tokens = "", 0
             for chunk in stream:
                 # Checked per token: leaving the loop closes the stream and stops generation.
-                if time.monotonic() > job.deadline:
+                if time.monotonic() > job.deadline or self._closing.is_set():
                     timed_out = True
                     break
                 choice = chunk["choices"][0]
