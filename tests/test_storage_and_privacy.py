@@ -38,11 +38,13 @@ def test_migrations_from_blank_build_exactly_the_models_schema(tmp_path):
 
 
 def test_upgrading_from_the_first_schema_keeps_every_entry_readable(tmp_path):
-    from storage.crypto import KeyRing, load_or_create_master_key
+    from storage.crypto import AESGCM, KeyRing, write_private
     # The first schema's code wrapped each user's data key with the master key itself.
     engine = make_engine(f"sqlite:///{tmp_path / 'spanner.db'}")
     upgrade(engine)
-    legacy = SqlJournal(engine, KeyRing(load_or_create_master_key(tmp_path / "keys" / "master.key")))
+    master = AESGCM.generate_key(bit_length=256)
+    write_private(tmp_path / "keys" / "master.key", master)
+    legacy = SqlJournal(engine, KeyRing(master))
     legacy.add_entry("console:old", Entry(kind="note", note="kept across upgrades"), [0.5] * 384)
     legacy.add_entry("console:old", Entry(kind="reflection", summary="s", answers=[
         Answer("meeting", "What was it?", "A board.")]), None)
