@@ -23,6 +23,20 @@ def test_empty_line_is_explained_and_changes_nothing(chat):
     assert chat.app.journal.load_state(chat.user)["reflect"] == before
 
 
+INVISIBLE = ["\u200b", "\u200b\u200c\u200d", "\ufeff \u2060", "\u00ad\u200e\u200f", "\u3164",
+             "\u2800\u2800", "\ufe0f\u0301", "\u2028\u3000\t"]  # zero-width, BOM, bidi, fillers, lone marks
+
+
+def test_text_of_only_zero_width_or_format_characters_counts_as_empty(chat):
+    before = _mid_reflection(chat)
+    for invisible in INVISIBLE:
+        assert chat.say(invisible) == ["That message was empty, so there was nothing to save."], repr(invisible)
+        assert "/note" in chat.say(f"/note {invisible}")[0]  # the usage, not an invisible note
+    assert chat.app.journal.load_state(chat.user)["reflect"] == before
+    assert chat.app.journal.count_entries(chat.user) == 0
+    assert "quick note #1" in chat.say("/note A word\u200b with a zero-width space inside")[0]
+
+
 def test_twenty_thousand_characters_are_kept_whole(chat):
     huge = ("We went through every item on the winter plan. " * 430)[:20_000]
     texts = chat.say(huge)

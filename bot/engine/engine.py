@@ -9,12 +9,13 @@ different users never wait for each other here.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections import defaultdict
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .context import Context, current_tz
-from .inputs import Command, clean, parse_command, problem_with
+from .inputs import Command, clean, is_blank, parse_command, problem_with
 from .journal_commands import JournalCommands
 from .records import Choice, Entry, Event, Reply
 from .reflection import Reflection, first_sentence
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 # Commands that only mean something inside a reflection.
 REFLECTION_COMMANDS = {"skip", "back"}
 MEDIA_KINDS = {"sticker", "photo", "voice", "document"}
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Storage says there is no space left (it raises an OSError with ENOSPC: storage.db.StorageFull)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class Engine:
@@ -43,34 +49,44 @@ class Engine:
     async def handle(self, event: Event) -> list[Reply]:
         """Handle one event for one user; replies are in the order to send them."""
         async with self._locks[event.user]:
-            store = self.ctx.store
-            store.ensure_user(event.user, event.display_name)
-            state = store.load_state(event.user)
-            last = state.get("last_event") or {}
-            if event.id is not None and last.get("id") == event.id:
-                # A redelivered event: it was handled and committed already. Same replies, no new action.
-                return [Reply.from_dict(r) for r in last.get("replies", [])]
-            before = repr(state)
-            unit = UnitOfWork(store, event.user)
-            zone = store.get_timezone(event.user)
-            tokens = (current_unit.set(unit), current_tz.set(ZoneInfo(zone) if zone else None))
             try:
-                replies = self._notifications(event.user) + \
-                    [r for r in await self._dispatch(event, state) if r.text]
+                return await self._handle(event)
             except Exception as exc:
-                # Log the type only: never the text a user wrote (promise 13). Nothing is committed.
-                log.error("engine error %s while handling an event", type(exc).__name__)
-                return [Reply(self.ctx.say("error"))]
-            finally:
-                current_unit.reset(tokens[0])
-                current_tz.reset(tokens[1])
-            if state.get("_forgotten"):
-                return replies  # everything about this person is gone: write nothing back
-            if event.id is not None:
-                state["last_event"] = {"id": event.id, "replies": [r.to_dict() for r in replies]}
-            if unit.ops or repr(state) != before:
-                store.apply(event.user, unit.ops, state)
-            return replies
+                # Storage failed (a full disk, a lost key): nothing from this event was kept, and the
+                # person is told so instead of being told "saved". The type and frames go to the log.
+                log.error("could not keep an event: %s", type(exc).__name__, exc_info=exc)
+                return [Reply(self.ctx.say("not_saved_disk_full" if _disk_full(exc) else "not_saved"))]
+
+    async def _handle(self, event: Event) -> list[Reply]:
+        store = self.ctx.store
+        if store.ensure_user(event.user, event.display_name) is False:
+            return [Reply(self.ctx.say("access_removed"))]  # revoked: nothing is read or kept
+        state = store.load_state(event.user)
+        last = state.get("last_event") or {}
+        if event.id is not None and last.get("id") == event.id:
+            # A redelivered event: it was handled and committed already. Same replies, no new action.
+            return [Reply.from_dict(r) for r in last.get("replies", [])]
+        before = repr(state)
+        unit = UnitOfWork(store, event.user)
+        zone = store.get_timezone(event.user)
+        tokens = (current_unit.set(unit), current_tz.set(ZoneInfo(zone) if zone else None))
+        try:
+            replies = self._notifications(event.user) + \
+                [r for r in await self._dispatch(event, state) if r.text]
+        except Exception as exc:
+            # Log the type and frames only: never the text a user wrote (promise 13). Nothing is committed.
+            log.error("engine error %s while handling an event", type(exc).__name__, exc_info=exc)
+            return [Reply(self.ctx.say("not_saved_disk_full" if _disk_full(exc) else "error"))]
+        finally:
+            current_unit.reset(tokens[0])
+            current_tz.reset(tokens[1])
+        if state.get("_forgotten"):
+            return replies  # everything about this person is gone: write nothing back
+        if event.id is not None:
+            state["last_event"] = {"id": event.id, "replies": [r.to_dict() for r in replies]}
+        if unit.ops or repr(state) != before:
+            store.apply(event.user, unit.ops, state)
+        return replies
 
     def _notifications(self, user: str) -> list[Reply]:
         """Messages from others (a supervisor's comment) not yet delivered: shown first."""
@@ -128,7 +144,7 @@ class Engine:
                 return await self.reflection.skip(user, reflect)
             return self.reflection.back(reflect)
         if name == "note":
-            if not args:
+            if is_blank(args):
                 return [Reply(self.ctx.say("note_usage"))]
             first, _, rest = args.partition(" ")
             mentee = self.mentoring.mentee_named(user, first) if rest.strip() else None
@@ -180,12 +196,12 @@ class Engine:
         if event.kind == "edited":
             return [Reply(self.ctx.say("edited_message"))]
         if event.kind == "forwarded":
-            if not event.text.strip():
+            if is_blank(event.text):
                 return [Reply(self.ctx.say("unsupported_media"))]
             return self._save_note(event.user, f"(forwarded) {clean(event.text)}", state)
         notice = Reply(self.ctx.say(f"{event.kind}_received" if event.kind in MEDIA_KINDS
                                     else "unsupported_media"))
-        if event.text.strip():  # a caption: words we can keep, handled like any message
+        if not is_blank(event.text):  # a caption: words we can keep, handled like any message
             return [notice] + await self._dispatch(Event(user=event.user, text=event.text, id=event.id), state)
         return [notice]
 
