@@ -72,6 +72,7 @@ class LlamaGenerator:
         self._queue: FairQueue[_Job] = FairQueue()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._closing = False
         self._llm = None
         self._uses_chat = False
         self._load_error: str | None = None
@@ -102,9 +103,12 @@ class LlamaGenerator:
         return self._ready.wait(timeout)
 
     def close(self) -> None:
+        self._closing = True  # the worker leaves a generation at its next token
         self._queue.close()
         if self._thread is not None:
             self._thread.join(timeout=30)
+            if self._thread.is_alive():
+                return  # never free a model the worker may still be using (that crashes the process)
         llm, self._llm = self._llm, None
         if llm is not None and hasattr(llm, "close"):
             llm.close()
@@ -189,7 +193,7 @@ class LlamaGenerator:
             text, tokens = "", 0
             for chunk in stream:
                 # Checked per token: leaving the loop closes the stream and stops generation.
-                if time.monotonic() > job.deadline:
+                if time.monotonic() > job.deadline or self._closing:
                     timed_out = True
                     break
                 choice = chunk["choices"][0]
