@@ -69,6 +69,18 @@ def _no_space(where: Path) -> BackupError:
                        "(or choose another folder), then run the command again")
 
 
+def _link_unique(tmp: Path, folder: Path, stem: str) -> Path:
+    """Give the finished file its name: stem.db, or stem-1.db... if two backups share a second."""
+    for n in range(1000):
+        target = folder / (f"{stem}.db" if n == 0 else f"{stem}-{n}.db")
+        try:
+            os.link(tmp, target)  # fails if the name is taken: never overwrites another backup
+            return target
+        except FileExistsError:
+            continue
+    raise BackupError(f"{folder}: too many backups named {stem}*; fix: move some elsewhere")
+
+
 def backup(data_dir: Path, dest_dir: Path) -> Path:
     """A consistent online copy of the database (with the wrapped data keys), never the keys folder."""
     source = Path(data_dir) / DB_NAME
@@ -84,10 +96,7 @@ def backup(data_dir: Path, dest_dir: Path) -> Path:
         raise BackupError(f"{dest_dir}: cannot create the backup folder ({exc.strerror}); fix: choose a folder "
                           "you can write to") from None
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    target, n = dest_dir / f"spanner-{stamp}.db", 1
-    while target.exists():
-        target, n = dest_dir / f"spanner-{stamp}-{n}.db", n + 1
-    tmp = dest_dir / f".{target.name}.partial"
+    tmp = dest_dir / f".spanner-{stamp}.{os.getpid()}.partial"
     try:
         src = sqlite3.connect(source, timeout=30)
         try:
@@ -101,7 +110,8 @@ def backup(data_dir: Path, dest_dir: Path) -> Path:
             src.close()
         os.chmod(tmp, 0o600)
         fsync_path(tmp)
-        os.replace(tmp, target)
+        target = _link_unique(tmp, dest_dir, f"spanner-{stamp}")
+        tmp.unlink()
         fsync_path(dest_dir)
     except BaseException as exc:
         _remove(tmp)
