@@ -8,7 +8,7 @@ real `spanner` command. Afterwards every note that was confirmed ("Saved as
 quick note #N") must be readable with exactly its text, also in every backup
 taken after it was confirmed; the forgotten person stays forgotten, also when
 a backup from before the forget is restored; and both databases pass SQLite's
-integrity check. The counts are printed (pytest -s shows them).
+integrity check. The counts are printed with the test's result.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def _backups(run: Run, folder) -> None:
             run.counts["backups taken"] += 1
 
 
-def test_four_kinds_of_process_for_a_minute_with_kill_9_lose_and_resurrect_nothing(tmp_path, model_path):
+def test_four_kinds_of_process_for_a_minute_with_kill_9_lose_and_resurrect_nothing(tmp_path, model_path, capsys):
     data = tmp_path / "data"
     cfg = write_config(tmp_path / "c.toml", data, model_path,  # no model, no index: more rounds a minute
                        STORAGE_ONLY + '\n[telegram]\nbot_username = "spanner_bot"\n')
@@ -194,5 +194,6 @@ def test_four_kinds_of_process_for_a_minute_with_kill_9_lose_and_resurrect_nothi
     counts = dict(run.counts, **{"confirmed notes, all readable": len(run.confirmed),
                                  "people with keys at the end": people,
                                  "confirmed notes checked in restored backups": in_backups})
-    print(f"\nstress run: {wall:.0f} s wall, " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    with capsys.disabled():  # in every run's output, not only with -s
+        print(f"\nstress run: {wall:.0f} s wall, " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
     assert len(run.confirmed) >= 40 and run.counts["kill -9 of a writer"] >= 10
