@@ -1,7 +1,9 @@
 """The `spanner` command: chat in the console, set up, build the literature index, benchmark.
 
-User-facing problems (a bad config, a missing key, a malformed prompts file)
-print one line naming what is wrong and the fix, and exit with status 2.
+User-facing problems (a bad config, a missing or wrong key, a malformed prompts
+file, a full disk, a damaged backup) print one line naming what is wrong and the
+fix, and exit with status 2. Anything unexpected prints one line too; its type
+and stack frames (never its message, which could quote someone) go to the log.
 """
 
 from __future__ import annotations
@@ -349,7 +351,9 @@ def cmd_restore(args) -> int:
 
     config = load_config(args.config)
     data_dir = Path(args.data_dir) if args.data_dir else config.data_dir
-    print(f"restored into {restore(Path(args.backup_file), data_dir)}")
+    target, counts = restore(Path(args.backup_file), data_dir)
+    gone = f"; {counts['forgotten']} people forgotten since this backup stay erased" if counts["forgotten"] else ""
+    print(f"restored into {target}: {counts['people']} people, {counts['entries']} entries{gone}")
     return 0
 
 
@@ -390,13 +394,53 @@ def main(argv: list[str] | None = None) -> int:
     from .engine.prompt_data import PromptDataError
     from .retrieval.cards import CardError
     from storage.crypto import KeyFileError
+    from storage.db import is_disk_full
+    from storage.keycheck import DatabaseError
     try:
         return handlers[args.command](args)
-    except (ConfigError, PromptDataError, CardError, KeyFileError) as exc:
+    except (ConfigError, PromptDataError, CardError, KeyFileError, DatabaseError) as exc:
         print(f"spanner: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if is_disk_full(exc):
+            print(f"spanner: the disk holding {_data_dir_of(args)} is full, so nothing more could be written "
+                  "(nothing already saved is lost); fix: free some space there, then run the command again",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(exc, OSError) and exc.filename:  # a path that is not what it should be
+            print(f"spanner: {exc.filename}: {exc.strerror or type(exc).__name__}; fix: check that path (it may "
+                  "be a file where a folder should be, or not writable by this user) and paths.data_dir",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        where = _log_crash(args, exc)
+        print(f"spanner: unexpected error ({type(exc).__name__}); where it happened is in {where} (never what "
+              "anyone wrote); fix: report it to whoever looks after this Spanner", file=sys.stderr)
+        return 1
+
+
+def _data_dir_of(args) -> str:
+    try:
+        return str(load_config(getattr(args, "config", None)).data_dir)
+    except Exception:
+        return "the data directory"
+
+
+def _log_crash(args, exc: BaseException) -> str:
+    """Write the error's type and frames to the data directory's log; say where (stderr if no log)."""
+    import logging
+
+    from .logs import close_logging, describe_exception, setup_logging
+    try:
+        log_dir = load_config(getattr(args, "config", None)).data_dir / "logs"
+        handler = setup_logging(log_dir)
+        logging.getLogger("spanner").error("unexpected error %s", type(exc).__name__, exc_info=exc)
+        close_logging(handler)
+        return str(log_dir / "spanner.log")
+    except Exception:
+        print(describe_exception(exc), file=sys.stderr)
+        return "the lines above"
 
 
 if __name__ == "__main__":

@@ -92,18 +92,29 @@ def build_literature(config: Config, embedder):
 def build_app(config: Config, *, clock=None, generator=None, journal=None,
               start_model: bool = True) -> App:
     """Compose Spanner. Tests may pass a clock, a generator or a journal they must control."""
+    from storage.journal import SqlJournal
+
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    log_handler = setup_logging(config.data_dir / "logs", config.logging.level)
+    # The database and keys first: a wrong keys folder stops start-up before anything (even a log
+    # folder) is written.
+    opened = journal is None
+    journal = journal or SqlJournal.open(config.data_dir)
+    try:
+        log_handler = setup_logging(config.data_dir / "logs", config.logging.level)
+    except BaseException:
+        if opened:
+            journal.close()
+        raise
     try:
         return _compose(config, clock, generator, journal, start_model, log_handler)
     except BaseException:
         close_logging(log_handler)  # a failed start must not leave a handler on a folder we never use
+        if opened:
+            journal.close()
         raise
 
 
 def _compose(config: Config, clock, generator, journal, start_model: bool, log_handler) -> App:
-    from storage.journal import SqlJournal
-
     prompts = load_prompt_data(config.paths.prompts_dir)
     if config.reflection.protocol not in prompts.protocols:
         from .config import ConfigError
@@ -111,7 +122,6 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
                           f"{config.paths.prompts_dir / 'reflection'}; fix: use one of "
                           f"{sorted(prompts.protocols)}")
     notes: list[str] = []
-    journal = journal or SqlJournal.open(config.data_dir)
 
     embedder = literature = None
     if config.retrieval.enabled:
@@ -122,7 +132,7 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
                 notes.append("The literature index is empty: run `spanner ingest` to build it.")
         except Exception as exc:
             notes.append(f"Literature ideas are off: {exc}")
-            log.warning("retrieval unavailable: %s", type(exc).__name__)
+            log.warning("retrieval unavailable: %s", type(exc).__name__, exc_info=exc)
 
     if generator is None and config.llm.enabled:
         generator = LlamaGenerator(

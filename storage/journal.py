@@ -18,8 +18,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from .base import Cipher, Store
-from .crypto import KeyFileError, KeyRing, KeyStore, master_key, recover_rotation
-from .db import make_engine, upgrade
+from .crypto import KeyFileError, KeyRing
+from .db import checkpoint, make_engine, upgrade
+from .keycheck import KEYS_ID, DatabaseError, open_keys_for, read_facts, stale_wal
 from .mentoring import finish_week
 from .models import AnswerRow, ConversationState, EntryRow, Meta, User, UserKey, utcnow
 from .notices import drop_notices
@@ -41,23 +42,58 @@ class SqlJournal(Store):
         self.engine = engine
         self.keys = keyring
         self.sessions = sessionmaker(engine, expire_on_commit=False)
-        self._check_master_key()
 
     @classmethod
-    def open(cls, data_dir: Path, url: str | None = None) -> "SqlJournal":
-        """Open (and migrate) the database in data_dir with the keys beside it."""
+    def open(cls, data_dir: Path, db_file: Path | None = None) -> "SqlJournal":
+        """Open (and migrate) the database in data_dir with the keys beside it.
+
+        The keys folder is checked against the database before anything is written (storage.keycheck):
+        a foreign, partial or wrong keys folder stops here with one line and changes nothing.
+        `db_file` opens another file with this data directory's keys (restore uses it).
+        """
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        db_file = data_dir / "spanner.db"
-        is_new = url is None and not db_file.exists()
-        engine = make_engine(url or f"sqlite:///{db_file}")
-        upgrade(engine)
-        recover_rotation(data_dir)
-        # A new key only for a new database: an existing one with its key missing must say so, not start over.
-        key = master_key(data_dir, create=is_new)
-        journal = cls(engine, KeyRing(key, KeyStore(data_dir / "keys" / "user-keys.bin", key)))
-        journal._upgrade_key_scheme()
+        db_file = Path(db_file) if db_file else data_dir / "spanner.db"
+        wal = stale_wal(db_file)
+        if wal is not None:
+            raise DatabaseError(f"{wal} is left over from a database that is no longer there and would be "
+                                f"replayed into a new one; fix: move {wal.name} (and {db_file.name}-shm) out of "
+                                f"{db_file.parent}, or put the database it belongs to back")
+        facts = read_facts(db_file)
+        keyring, forgotten = open_keys_for(data_dir, facts)
+        try:
+            engine = make_engine(f"sqlite:///{db_file}")
+            upgrade(engine)
+            journal = cls(engine, keyring)
+            journal._bind_keys()
+            journal._finish_forgetting(forgotten)
+            journal._upgrade_key_scheme()
+        except BaseException:
+            keyring.close()
+            raise
         return journal
+
+    def _bind_keys(self) -> None:
+        """Record which keys folder this database belongs with, so a foreign one is recognised."""
+        install_id = self.keys.keystore.install_id.encode()
+        with self.sessions.begin() as s:
+            row = s.get(Meta, KEYS_ID)
+            if row is None:
+                s.add(Meta(key=KEYS_ID, value=install_id))
+            elif row.value != install_id:
+                raise KeyFileError("the keys folder changed while Spanner was starting; fix: start again")
+
+    def _finish_forgetting(self, user_ids: list[int]) -> None:
+        """People whose keys were destroyed but whose rows are still here (a crash mid-forget, or a restored
+        backup from before they were forgotten): their rows go too, so they stay forgotten."""
+        if not user_ids:
+            return
+        with self.sessions.begin() as s:
+            for user_id in user_ids:
+                key = s.get(UserKey, user_id)
+                if key is not None and self.keys.keystore.is_shredded(key.wrapped):
+                    s.delete(s.get(User, user_id))
+        checkpoint(self.engine)
 
     def _upgrade_key_scheme(self) -> None:
         """Data keys from before 0003 were wrapped by the master key; give each user their own KEK."""
@@ -67,26 +103,14 @@ class SqlJournal(Store):
 
     def close(self) -> None:
         self.engine.dispose()
-
-    def _check_master_key(self) -> None:
-        with self.sessions.begin() as s:
-            row = s.get(Meta, "key_check")
-            if row is None:
-                s.add(Meta(key="key_check", value=self.keys.new_check()))
-            elif not self.keys.verify_check(row.value):
-                if self.keys.keystore is not None and len(self.keys.keystore):
-                    # The keystore opened with this key, which proves it: a rotation stopped before
-                    # updating the check. Finish that step.
-                    row.value = self.keys.new_check()
-                    return
-                raise KeyFileError("the master key does not match this database; "
-                                   "fix: restore the key file that was used with it (data_dir/keys/master.key)")
+        self.keys.close()
 
     # ----- people ---------------------------------------------------------------
 
-    def ensure_user(self, user: str, display_name: str = "") -> None:
+    def ensure_user(self, user: str, display_name: str = "") -> bool:
+        """Make sure this person exists; False if an admin has removed their access."""
         with self.sessions.begin() as s:
-            self.person(s, user, create=True, display_name=display_name)
+            return self.person(s, user, create=True, display_name=display_name).revoked_at is None
 
     @staticmethod
     def _write_entry(s: Session, cipher: Cipher, row: EntryRow, entry: Entry,
@@ -139,9 +163,11 @@ class SqlJournal(Store):
                 self._write_state(s, cipher, u, state)
         return entry
 
-    def _add(self, s: Session, cipher: Cipher, u: User, entry: Entry, vector: Sequence[float] | None) -> Entry:
-        number = u.next_number
-        u.next_number = number + 1
+    def _add(self, s: Session, cipher: Cipher, u: User, entry: Entry, vector: Sequence[float] | None,
+             number: int | None = None) -> Entry:
+        if number is None:
+            number = u.next_number
+            u.next_number = number + 1
         now = utcnow()
         row = EntryRow(uid=uuid.uuid4().hex, user_id=u.id, number=number, kind=entry.kind,
                        protocol=entry.protocol, created_at=now, updated_at=now, programme_week=entry.week)
@@ -198,7 +224,8 @@ class SqlJournal(Store):
             if row is None:
                 return False
             s.delete(row)
-            return True
+        checkpoint(self.engine)
+        return True
 
     def search_candidates(self, user: str) -> Iterable[tuple[Entry, Sequence[float] | None]]:
         """All of this user's entries, decrypted in memory: there is no plaintext index on disk."""
@@ -215,6 +242,18 @@ class SqlJournal(Store):
             u = self.person(s, user)
             return u.next_number if u else 1
 
+    def reserve_number(self, user: str) -> int:
+        """Take the user's next entry number now, for an entry committed later (engine.unit).
+
+        A reply says "#N" before its entry is committed; another process adding an entry for the
+        same person meanwhile must not take N. An event that then fails leaves a gap, never a clash.
+        """
+        with self.sessions.begin() as s:
+            u = self.person(s, user, create=True)
+            number = u.next_number
+            u.next_number = number + 1
+            return number
+
     def apply(self, user: str, ops: list[tuple], state: dict) -> list[Entry]:
         """The engine's unit of work: entry writes, time zone and state, committed together."""
         added = []
@@ -223,7 +262,7 @@ class SqlJournal(Store):
             cipher = self.cipher(s, u)
             for op in ops:
                 if op[0] == "add":
-                    added.append(self._add(s, cipher, u, op[1], op[2]))
+                    added.append(self._add(s, cipher, u, op[1], op[2], op[3] if len(op) > 3 else None))
                 elif op[0] == "update":
                     row = self._row(s, u, op[1].number)
                     if row is not None:
@@ -242,6 +281,8 @@ class SqlJournal(Store):
                 else:
                     raise ValueError(f"unknown journal operation {op[0]!r}")
             self._write_state(s, cipher, u, state)
+        if any(op[0] in ("update", "delete") for op in ops):
+            checkpoint(self.engine)  # the old text leaves the write-ahead log too, not only the table
         return added
 
     def display_name(self, user: str) -> str:

@@ -143,7 +143,10 @@ class Invite(Base):
 
 
 class InboxUpdate(Base):
-    """A transport update stored durably before it is acknowledged, handled from here exactly once."""
+    """A transport update stored durably before it is acknowledged, handled from here exactly once.
+
+    Once handled, only the id stays (payload_ct is emptied): enough to recognise a redelivery.
+    """
 
     __tablename__ = "inbox"
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -154,7 +157,11 @@ class InboxUpdate(Base):
 
 
 class OutboxMessage(Base):
-    """A reply waiting to be sent: kept until the transport confirms it, so none is dropped silently."""
+    """A reply waiting to be sent: kept until the transport confirms it, so none is dropped silently.
+
+    Once sent, only the ids stay (payload_ct is emptied). A streamed message carries the update it
+    answers (stream_of) and, once sent, Telegram's id for it (message_id).
+    """
 
     __tablename__ = "outbox"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -164,6 +171,8 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    stream_of: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Supervision(Base):

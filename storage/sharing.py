@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import false as sql_false, func, select, true as sql_true
 from sqlalchemy.orm import Session
 
 from .base import Store, name_of
@@ -187,7 +187,9 @@ class SharingStore(Store):
         """THE check: active shares whose reader is this user. Every reader command uses it."""
         return (select(Share, EntryRow.number, User).join(EntryRow, EntryRow.id == Share.entry_id)
                 .join(User, User.id == Share.owner_id)
-                .where(Share.viewer_id == viewer.id, Share.revoked_at.is_(None), User.revoked_at.is_(None)))
+                .where(Share.viewer_id == viewer.id, Share.revoked_at.is_(None), User.revoked_at.is_(None),
+                       # a reader whose access was removed sees nothing, on every front end, at once
+                       sql_true() if viewer.revoked_at is None else sql_false()))
 
     def visible(self, viewer: str) -> list[SharedItem]:
         """What this reader may see (no content: reading it is logged through read())."""

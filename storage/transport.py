@@ -4,6 +4,18 @@ An update is stored (encrypted under its sender's key) before it is
 acknowledged to Telegram, and handled from here; the update id is the primary
 key, so a redelivered update is recognised. Replies wait in the outbox until
 the transport confirms them, so a reply is never dropped silently.
+
+Nothing is kept longer than redelivery needs: a handled update and a sent
+message keep their ids and drop their text in the same transaction that makes
+the text unnecessary (handled, or confirmed sent).
+
+Streaming goes through the outbox too, so a chat's messages stay in order: a
+partial text is a row tagged with the update it answers (stream_of), later
+partials replace it while it waits, and Telegram's id for the message is kept
+once sent. When the update is finished its replies settle the stream: the one
+reply becomes an edit of the partial message, or the partial message is
+deleted before several replies. A crash mid-stream leaves the update unhandled,
+so it is handled again and its replies complete (or delete) the old message.
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ from .base import Cipher, Store
 from .models import InboxUpdate, OutboxMessage, User, utcnow
 from .notices import drop_notices, waiting
 
+PRUNED = b""  # what a handled update or a sent message keeps of its text
 
 @dataclass(frozen=True)
 class Pending:
@@ -24,6 +37,7 @@ class Pending:
     handle: str
     chat_id: int
     payload: dict
+    stream_of: int | None = None
 
 
 class TransportStore(Store):
@@ -78,16 +92,56 @@ class TransportStore(Store):
             user = s.get(User, row.user_id)
             cipher = self.cipher(s, user)
             row.handled_at = utcnow()
+            row.payload_ct = PRUNED  # handled: only the id is needed now, to recognise a redelivery
+            streamed = self._stream_rows(s, update_id)
+            for partial in streamed:
+                if partial.sent_at is None:  # the final text is here: no need to show a partial first
+                    partial.sent_at, partial.payload_ct = utcnow(), PRUNED
+            replies = list(replies)
+            if streamed:
+                replies = _settle(replies, streamed[0].chat_id)
             for chat_id, payload in replies:
-                self._queue(s, cipher, user, chat_id, payload)
+                self._queue(s, cipher, user, chat_id, payload,
+                            update_id if streamed and "settle" in payload else None)
         return True
 
     @staticmethod
-    def _queue(s, cipher: Cipher, user: User, chat_id: int, payload: dict) -> None:
-        msg = OutboxMessage(user_id=user.id, chat_id=chat_id, payload_ct=b"", created_at=utcnow(), attempts=0)
+    def _stream_rows(s, update_id: int) -> list[OutboxMessage]:
+        return list(s.scalars(select(OutboxMessage).where(OutboxMessage.stream_of == update_id)
+                              .order_by(OutboxMessage.id)))
+
+    @staticmethod
+    def _queue(s, cipher: Cipher, user: User, chat_id: int, payload: dict, stream_of: int | None = None) -> None:
+        msg = OutboxMessage(user_id=user.id, chat_id=chat_id, payload_ct=b"", created_at=utcnow(), attempts=0,
+                            stream_of=stream_of)
         s.add(msg)
         s.flush()
         msg.payload_ct = cipher.seal("outbox", msg.id, "payload", json.dumps(payload))
+
+    def stream(self, handle: str, chat_id: int, update_id: int, text: str, draft: bool = False) -> None:
+        """Queue (or, while it still waits, replace) the partial text of the reply to this update."""
+        payload = {"text": text, "partial": "draft" if draft else "message"}
+        with self.sessions.begin() as s:
+            user = self.person(s, handle)
+            if user is None:
+                return
+            inbox = s.get(InboxUpdate, update_id)
+            if inbox is None or inbox.handled_at is not None:
+                return  # finished (or forgotten) meanwhile: the final text settles it
+            cipher = self.cipher(s, user)
+            partial = s.scalar(select(OutboxMessage).where(OutboxMessage.stream_of == update_id,
+                                                             OutboxMessage.sent_at.is_(None)))
+            if partial is None:
+                self._queue(s, cipher, user, chat_id, payload, update_id)
+            else:
+                partial.payload_ct = cipher.seal("outbox", partial.id, "payload", json.dumps(payload))
+
+    def stream_message_id(self, update_id: int) -> int | None:
+        """Telegram's id of the message streamed for this update, once one was sent."""
+        with self.sessions() as s:
+            return s.scalar(select(OutboxMessage.message_id).where(OutboxMessage.stream_of == update_id,
+                                                                   OutboxMessage.message_id.is_not(None))
+                            .order_by(OutboxMessage.id).limit(1))
 
     def queue(self, handle: str, chat_id: int, payload: dict) -> None:
         """Queue a message not caused by an update (a check-in, a note from a mentor)."""
@@ -126,14 +180,18 @@ class TransportStore(Store):
                 query = query.where(OutboxMessage.chat_id == chat_id)
             rows = s.execute(query.order_by(OutboxMessage.id).limit(limit)).all()
             return [Pending(m.id, u.handle, m.chat_id,
-                            json.loads(self.cipher(s, u).open("outbox", m.id, "payload", m.payload_ct)))
+                            json.loads(self.cipher(s, u).open("outbox", m.id, "payload", m.payload_ct)), m.stream_of)
                     for m, u in rows]
 
-    def mark_sent(self, outbox_id: int) -> None:
+    def mark_sent(self, outbox_id: int, message_id: int | None = None) -> None:
+        """Confirmed by the transport: keep the ids (and Telegram's message id), drop the text."""
         with self.sessions.begin() as s:
             msg = s.get(OutboxMessage, outbox_id)
             if msg is not None:
-                msg.sent_at = utcnow()
+                msg.sent_at = msg.sent_at or utcnow()
+                msg.payload_ct = PRUNED
+                if message_id is not None:
+                    msg.message_id = message_id
 
     def count_attempt(self, outbox_id: int) -> int:
         with self.sessions.begin() as s:
@@ -143,3 +201,10 @@ class TransportStore(Store):
             msg.attempts += 1
             return msg.attempts
 
+
+def _settle(replies: list[tuple[int, dict]], chat_id: int) -> list[tuple[int, dict]]:
+    """The replies to a streamed update: one becomes an edit of the partial message; several (or none)
+    first delete it, so the chat reads in order."""
+    if len(replies) == 1 and "document" not in replies[0][1]:
+        return [(replies[0][0], dict(replies[0][1], settle="edit"))]
+    return [(chat_id, {"settle": "delete", "text": ""})] + replies

@@ -15,13 +15,14 @@ flow sees it.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections import defaultdict
 from zoneinfo import ZoneInfo
 
 from .context import Context, current_tz
 from .general_commands import GeneralCommands
-from .inputs import clean, parse_command, problem_with
+from .inputs import clean, is_blank, parse_command, problem_with
 from .journal_commands import JournalCommands
 from .mentoring_commands import MentoringCommands
 from .records import Choice, Event, Reply
@@ -35,6 +36,11 @@ from .unit import UnitOfWork, current_unit
 log = logging.getLogger(__name__)
 
 MEDIA_KINDS = {"sticker", "photo", "voice", "document"}
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Storage says there is no space left (it raises an OSError with ENOSPC: storage.db.StorageFull)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class Engine:
@@ -69,36 +75,46 @@ class Engine:
     async def handle(self, event: Event) -> list[Reply]:
         """Handle one event for one user; replies are in the order to send them."""
         async with self._locks[event.user]:
-            store = self.ctx.store
-            store.ensure_user(event.user, event.display_name)
-            state = store.load_state(event.user)
-            last = state.get("last_event") or {}
-            if event.id is not None and last.get("id") == event.id:
-                # A redelivered event: it was handled and committed already. Same replies, no new action.
-                return [Reply.from_dict(r) for r in last.get("replies", [])]
-            before = repr(state)
-            unit = UnitOfWork(store, event.user)
-            zone = store.get_timezone(event.user)
-            tokens = (current_unit.set(unit), current_tz.set(ZoneInfo(zone) if zone else None))
             try:
-                replies = [r for r in await self._dispatch(event, state) if r.text]
-                # Notices (a check-in, a comment, a note) first; read after handling, so one this
-                # event caused (a check-in due on /checkins) comes with it. Removed with the commit.
-                replies = self._notices(event.user, unit) + replies
+                return await self._handle(event)
             except Exception as exc:
-                # Log the type only: never the text a user wrote (promise 13). Nothing is committed.
-                log.error("engine error %s while handling an event", type(exc).__name__)
-                return [Reply(self.ctx.say("error"))]
-            finally:
-                current_unit.reset(tokens[0])
-                current_tz.reset(tokens[1])
-            if state.get("_forgotten"):
-                return replies  # everything about this person is gone: write nothing back
-            if event.id is not None:
-                state["last_event"] = {"id": event.id, "replies": [r.to_dict() for r in replies]}
-            if unit.ops or repr(state) != before:
-                store.apply(event.user, unit.ops, state)
-            return replies
+                # Storage failed (a full disk, a lost key): nothing from this event was kept, and the
+                # person is told so instead of being told "saved". The type and frames go to the log.
+                log.error("could not keep an event: %s", type(exc).__name__, exc_info=exc)
+                return [Reply(self.ctx.say("not_saved_disk_full" if _disk_full(exc) else "not_saved"))]
+
+    async def _handle(self, event: Event) -> list[Reply]:
+        store = self.ctx.store
+        if store.ensure_user(event.user, event.display_name) is False:
+            return [Reply(self.ctx.say("access_removed"))]  # revoked: nothing is read or kept
+        state = store.load_state(event.user)
+        last = state.get("last_event") or {}
+        if event.id is not None and last.get("id") == event.id:
+            # A redelivered event: it was handled and committed already. Same replies, no new action.
+            return [Reply.from_dict(r) for r in last.get("replies", [])]
+        before = repr(state)
+        unit = UnitOfWork(store, event.user)
+        zone = store.get_timezone(event.user)
+        tokens = (current_unit.set(unit), current_tz.set(ZoneInfo(zone) if zone else None))
+        try:
+            replies = [r for r in await self._dispatch(event, state) if r.text]
+            # Notices (a check-in, a comment, a note) first; read after handling, so one this
+            # event caused (a check-in due on /checkins) comes with it. Removed with the commit.
+            replies = self._notices(event.user, unit) + replies
+        except Exception as exc:
+            # Log the type and frames only: never the text a user wrote (promise 13). Nothing is committed.
+            log.error("engine error %s while handling an event", type(exc).__name__, exc_info=exc)
+            return [Reply(self.ctx.say("not_saved_disk_full" if _disk_full(exc) else "error"))]
+        finally:
+            current_unit.reset(tokens[0])
+            current_tz.reset(tokens[1])
+        if state.get("_forgotten"):
+            return replies  # everything about this person is gone: write nothing back
+        if event.id is not None:
+            state["last_event"] = {"id": event.id, "replies": [r.to_dict() for r in replies]}
+        if unit.ops or repr(state) != before:
+            store.apply(event.user, unit.ops, state)
+        return replies
 
     def _notices(self, user: str, unit: UnitOfWork) -> list[Reply]:
         """What waits for this person, each with its own buttons; marked shown in this event's commit."""
@@ -170,7 +186,7 @@ class Engine:
         if event.kind == "edited":
             return [Reply(self.ctx.say("edited_message"))]
         if event.kind == "forwarded":
-            if not event.text.strip():
+            if is_blank(event.text):
                 return [Reply(self.ctx.say("unsupported_media"))]
             text = self.ctx.say("forwarded_note", text=clean(event.text))
             early = await self._before_text(event.user, text, state)
@@ -179,6 +195,6 @@ class Engine:
             return self.journal.save_note(event.user, text, state)
         notice = Reply(self.ctx.say(f"{event.kind}_received" if event.kind in MEDIA_KINDS
                                     else "unsupported_media"))
-        if event.text.strip():  # a caption: words we can keep, handled like any message
+        if not is_blank(event.text):  # a caption: words we can keep, handled like any message
             return [notice] + await self._dispatch(Event(user=event.user, text=event.text, id=event.id), state)
         return [notice]

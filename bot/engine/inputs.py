@@ -40,11 +40,23 @@ def looks_binary(text: str) -> bool:
     return odd / len(sample) > 0.1
 
 
+# Characters that show nothing on their own: category Cf (zero-width space and joiners, word joiner,
+# BOM, bidi marks, soft hyphen...), combining marks with nothing to combine with, and letters that
+# render blank (Hangul fillers, the braille blank). str.strip() keeps all of these.
+INVISIBLE_CATEGORIES = {"Cf", "Mn", "Me", "Zs", "Zl", "Zp", "Cc"}
+INVISIBLE_LETTERS = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800"}
+
+
+def is_blank(text: str) -> bool:
+    """True for text that would show nothing: empty, whitespace, or only zero-width or format characters."""
+    return all(ch in INVISIBLE_LETTERS or unicodedata.category(ch) in INVISIBLE_CATEGORIES for ch in text)
+
+
 def problem_with(text: str, limit: int) -> tuple[str, dict] | None:
     """The message key and values that explain why this text can't be taken, or None."""
     if looks_binary(text):
         return "binary", {}
-    if not text.strip():
+    if is_blank(text):
         return "empty", {}
     if len(text) > limit:
         return "too_long", {"length": f"{len(text):,}", "limit": f"{limit:,}"}

@@ -11,7 +11,7 @@ import re
 from datetime import datetime
 
 from .context import Context
-from .inputs import parse_number
+from .inputs import is_blank, parse_number
 from .records import Choice, Entry, Reply
 from .reflection import first_sentence, parse_tags
 from .registry import JOURNALING, Button, Call, Registry
@@ -62,7 +62,7 @@ class JournalCommands:
     # ----- notes --------------------------------------------------------------------------------
 
     def note(self, call: Call) -> list[Reply]:
-        if not call.args:
+        if is_blank(call.args):
             return [Reply(self.ctx.say("note_usage"))]
         if self.addressed is not None:
             claimed = self.addressed(call)

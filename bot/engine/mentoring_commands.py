@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .context import Context
-from .inputs import InputError, parse_days, parse_time
+from .inputs import InputError, is_blank, parse_days, parse_time
 from .records import Choice, Reply
 from .reflection import REFLECT
 from .registry import JOURNALING, Button, Call, Registry
@@ -280,7 +280,7 @@ class MentoringCommands:
         """"/note NAME TEXT" from a mentor to a mentee, or from a mentee to their mentor; None if neither."""
         first, _, rest = call.args.partition(" ")
         rest = rest.strip()
-        if self.port is None or not rest:
+        if self.port is None or is_blank(rest):
             return None
         mentees = self.port.mentees_of(call.user)
         for p in mentees:

@@ -45,7 +45,8 @@ class Clock(Protocol):
 class Journal(Protocol):
     """A user's own journal and conversation state. Decrypts for its owner only."""
 
-    def ensure_user(self, user: str, display_name: str = "") -> None: ...
+    def ensure_user(self, user: str, display_name: str = "") -> bool:
+        """Create the user if new; False if their access was removed (they are then told so, nothing more)."""
 
     def add_entry(self, user: str, entry: Entry, vector: Sequence[float] | None,
                   state: dict | None = None) -> Entry:
@@ -70,9 +71,12 @@ class Journal(Protocol):
     def next_number(self, user: str) -> int:
         """The number the user's next entry will get."""
 
+    def reserve_number(self, user: str) -> int:
+        """Take the user's next entry number now (committed at once), for an entry saved later."""
+
     def apply(self, user: str, ops: list[tuple], state: dict) -> list[Entry]:
-        """Apply buffered writes ("add", "update", "delete", "timezone", "week", "notices_seen") and the
-        state in one transaction."""
+        """Apply buffered writes ("add" with its reserved number, "update", "delete", "timezone", "week",
+        "notices_seen") and the state in one transaction."""
 
     def get_timezone(self, user: str) -> str | None: ...
 

@@ -11,7 +11,7 @@ entry N; /reply alone (or a button) asks for the answer next.
 from __future__ import annotations
 
 from .context import Context
-from .inputs import parse_number
+from .inputs import is_blank, parse_number
 from .records import Reply
 from .registry import Button, Call, Registry
 
@@ -67,7 +67,7 @@ class ReplyCommands:
         return self.to_thread(call, *target, args)
 
     def to_thread(self, call: Call, kind: str, thread: int, text: str) -> list[Reply]:
-        if not text:
+        if is_blank(text):
             return self.ask(call, kind, thread)
         return self.post(call.user, kind, thread, text)
 
