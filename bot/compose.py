@@ -18,8 +18,8 @@ from .engine.prompt_data import PromptData, load_prompt_data
 from .llm.llama_generator import LlamaGenerator
 from .llm.model_files import default_embedding_files, default_model_path
 from .logs import close_logging, setup_logging
+from .engine.inputs import parse_time
 from .scheduler.service import CheckinScheduler
-from .scheduler.slots import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ class App:
     scheduler: object | None = None
     mentoring: object | None = None
     sharing: object | None = None
+    people: object | None = None
+    notices: object | None = None
 
     def close(self) -> None:
         for part in (self.scheduler, self.generator, self.journal):
@@ -90,18 +92,29 @@ def build_literature(config: Config, embedder):
 def build_app(config: Config, *, clock=None, generator=None, journal=None,
               start_model: bool = True) -> App:
     """Compose Spanner. Tests may pass a clock, a generator or a journal they must control."""
+    from storage.journal import SqlJournal
+
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    log_handler = setup_logging(config.data_dir / "logs", config.logging.level)
+    # The database and keys first: a wrong keys folder stops start-up before anything (even a log
+    # folder) is written.
+    opened = journal is None
+    journal = journal or SqlJournal.open(config.data_dir)
+    try:
+        log_handler = setup_logging(config.data_dir / "logs", config.logging.level)
+    except BaseException:
+        if opened:
+            journal.close()
+        raise
     try:
         return _compose(config, clock, generator, journal, start_model, log_handler)
     except BaseException:
         close_logging(log_handler)  # a failed start must not leave a handler on a folder we never use
+        if opened:
+            journal.close()
         raise
 
 
 def _compose(config: Config, clock, generator, journal, start_model: bool, log_handler) -> App:
-    from storage.journal import SqlJournal
-
     prompts = load_prompt_data(config.paths.prompts_dir)
     if config.reflection.protocol not in prompts.protocols:
         from .config import ConfigError
@@ -109,7 +122,6 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
                           f"{config.paths.prompts_dir / 'reflection'}; fix: use one of "
                           f"{sorted(prompts.protocols)}")
     notes: list[str] = []
-    journal = journal or SqlJournal.open(config.data_dir)
 
     embedder = literature = None
     if config.retrieval.enabled:
@@ -120,7 +132,7 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
                 notes.append("The literature index is empty: run `spanner ingest` to build it.")
         except Exception as exc:
             notes.append(f"Literature ideas are off: {exc}")
-            log.warning("retrieval unavailable: %s", type(exc).__name__)
+            log.warning("retrieval unavailable: %s", type(exc).__name__, exc_info=exc)
 
     # The default strategies ask no model (curated follow-ups, built summaries: they win on
     # `spanner eval`), so the model is loaded only when a configured strategy uses it.
@@ -149,20 +161,27 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
         timezone=config.display.timezone, data_dir_label=str(config.data_dir),
         idle_hours=config.reflection.idle_hours)
     from storage.mentoring import MentoringStore
+    from storage.notices import NoticeStore
+    from storage.people import People
     from storage.sharing import SharingStore
 
     clock = clock or SystemClock()
     sharing, mentoring = SharingStore(journal), MentoringStore(journal)
+    people, notices = People(journal), NoticeStore(journal)
     ctx = Context(store=journal, generator=generator, literature=literature, embedder=embedder,
                   prompts=prompts, settings=settings, clock=clock, sharing=sharing, lifecycle=Eraser(journal),
-                  mentoring=mentoring, safety_banks=safety_banks(config, prompts, embedder))
-    scheduler = CheckinScheduler(mentoring, CheckinMessages(prompts, mentoring, clock), clock,
+                  mentoring=mentoring, people=people, notices=notices,
+                  safety_banks=safety_banks(config, prompts, embedder))
+    engine = Engine(ctx)
+    # What a check-in, reminder or digest says is the engine's (words from prompts/).
+    scheduler = CheckinScheduler(mentoring, engine.mentoring.scheduled_message, clock,
                                  grace=timedelta(hours=config.scheduler.grace_hours),
                                  quiet=_quiet(config.scheduler.quiet_hours))
     ctx.tick = scheduler.tick
-    return App(config=config, engine=Engine(ctx), journal=journal, generator=generator,
+    return App(config=config, engine=engine, journal=journal, generator=generator,
                literature=literature, embedder=embedder, prompts=prompts, notes=notes,
-               log_handler=log_handler, scheduler=scheduler, mentoring=mentoring, sharing=sharing)
+               log_handler=log_handler, scheduler=scheduler, mentoring=mentoring, sharing=sharing,
+               people=people, notices=notices)
 
 
 def safety_banks(config: Config, prompts: PromptData, embedder) -> dict | None:
@@ -182,36 +201,3 @@ def _quiet(spec: str):
         return None
     start, end = spec.split("-")
     return parse_time(start), parse_time(end)
-
-
-class CheckinMessages:
-    """What a scheduled message says: this week's check-in, a reminder, or a mentor's digest."""
-
-    def __init__(self, prompts: PromptData, mentoring, clock=None):
-        self.prompts = prompts
-        self.mentoring = mentoring
-        self.clock = clock or SystemClock()
-
-    def __call__(self, handle: str, kind: str, week: int | None) -> dict:
-        say = self.prompts.say
-        if kind == "checkin":
-            pairing = self.mentoring.pairing_of(handle)
-            programme = self.prompts.programmes.get(pairing[1]) if pairing else None
-            if programme is None or week is None or week > len(programme.weeks):
-                return {"text": say("reminder_message"), "choices": [["Reflect now", "rm:reflect"]]}
-            w = programme.weeks[week - 1]
-            return {"text": say("checkin_message", checkin=w.checkin, week=week, weeks=len(programme.weeks),
-                                mentor=w.mentor),
-                    "choices": [["Start check-in", "ci:start"], ["Snooze 2h", "ci:snooze"],
-                                ["Skip this week", "ci:skip"]]}
-        if kind == "digest":
-            week_ago = self.clock.now() - timedelta(days=7)
-            lines = []
-            for p in self.mentoring.mentees_of(handle):
-                answered, skipped = self.mentoring.answered_since(p.handle, week_ago)
-                change = f"this week {answered} answered, {skipped} skipped" if answered or skipped \
-                    else "no check-in answered this week"
-                lines.append(f"{p.name}: {change}; {p.answered} weeks answered in all"
-                             f"{', paused' if p.paused else ''}")
-            return {"text": say("digest_message", lines="\n".join(lines) or "No mentees at the moment.")}
-        return {"text": say("reminder_message"), "choices": [["Reflect now", "rm:reflect"]]}

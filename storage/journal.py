@@ -17,12 +17,14 @@ from typing import Iterable, Sequence
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from bot.engine.records import Answer, Entry
-
-from .crypto import (KeyFileError, KeyRing, KeyStore, field_aad, master_key, open_sealed, recover_rotation,
-                     seal)
-from .db import make_engine, upgrade
+from .base import Cipher, Store
+from .crypto import KeyFileError, KeyRing
+from .db import checkpoint, make_engine, upgrade
+from .keycheck import KEYS_ID, DatabaseError, open_keys_for, read_facts, stale_wal
+from .mentoring import finish_week
 from .models import AnswerRow, ConversationState, EntryRow, Meta, User, UserKey, utcnow
+from .notices import drop_notices
+from .records import Answer, Entry
 
 log = logging.getLogger(__name__)
 
@@ -30,111 +32,111 @@ ENTRY_FIELDS = ("title", "note", "summary", "tags", "suggestion")
 ANSWER_FIELDS = ("question", "answer", "followup_question", "followup_answer")
 
 
-class SqlJournal:
-    """Users, entries and conversation state in SQL; implements bot.engine.ports.Journal."""
+class SqlJournal(Store):
+    """Users, entries and conversation state in SQL; implements bot.engine.ports.Journal.
+
+    It opens the database; every other store is built over it (SharingStore(journal), ...).
+    """
 
     def __init__(self, engine: Engine, keyring: KeyRing):
         self.engine = engine
         self.keys = keyring
-        self.sessions = self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self._check_master_key()
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def open(cls, data_dir: Path, url: str | None = None) -> "SqlJournal":
-        """Open (and migrate) the database in data_dir with the keys beside it."""
+    def open(cls, data_dir: Path, db_file: Path | None = None) -> "SqlJournal":
+        """Open (and migrate) the database in data_dir with the keys beside it.
+
+        The keys folder is checked against the database before anything is written (storage.keycheck):
+        a foreign, partial or wrong keys folder stops here with one line and changes nothing.
+        `db_file` opens another file with this data directory's keys (restore uses it).
+        """
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        db_file = data_dir / "spanner.db"
-        is_new = url is None and not db_file.exists()
-        engine = make_engine(url or f"sqlite:///{db_file}")
-        upgrade(engine)
-        recover_rotation(data_dir)
-        # A new key only for a new database: an existing one with its key missing must say so, not start over.
-        key = master_key(data_dir, create=is_new)
-        journal = cls(engine, KeyRing(key, KeyStore(data_dir / "keys" / "user-keys.bin", key)))
-        journal._upgrade_key_scheme()
+        db_file = Path(db_file) if db_file else data_dir / "spanner.db"
+        wal = stale_wal(db_file)
+        if wal is not None:
+            raise DatabaseError(f"{wal} is left over from a database that is no longer there and would be "
+                                f"replayed into a new one; fix: move {wal.name} (and {db_file.name}-shm) out of "
+                                f"{db_file.parent}, or put the database it belongs to back")
+        facts = read_facts(db_file)
+        keyring, forgotten = open_keys_for(data_dir, facts)
+        try:
+            engine = make_engine(f"sqlite:///{db_file}")
+            upgrade(engine)
+            journal = cls(engine, keyring)
+            journal._bind_keys()
+            journal._finish_forgetting(forgotten)
+            journal._upgrade_key_scheme()
+        except BaseException:
+            keyring.close()
+            raise
         return journal
+
+    def _bind_keys(self) -> None:
+        """Record which keys folder this database belongs with, so a foreign one is recognised."""
+        install_id = self.keys.keystore.install_id.encode()
+        with self.sessions.begin() as s:
+            row = s.get(Meta, KEYS_ID)
+            if row is None:
+                s.add(Meta(key=KEYS_ID, value=install_id))
+            elif row.value != install_id:
+                raise KeyFileError("the keys folder changed while Spanner was starting; fix: start again")
+
+    def _finish_forgetting(self, user_ids: list[int]) -> None:
+        """People whose keys were destroyed but whose rows are still here (a crash mid-forget, or a restored
+        backup from before they were forgotten): their rows go too, so they stay forgotten."""
+        if not user_ids:
+            return
+        with self.sessions.begin() as s:
+            for user_id in user_ids:
+                key = s.get(UserKey, user_id)
+                if key is not None and self.keys.keystore.is_shredded(key.wrapped):
+                    s.delete(s.get(User, user_id))
+        checkpoint(self.engine)
 
     def _upgrade_key_scheme(self) -> None:
         """Data keys from before 0003 were wrapped by the master key; give each user their own KEK."""
-        with self._sessions.begin() as s:
+        with self.sessions.begin() as s:
             for row in s.scalars(select(UserKey).where(UserKey.scheme == 1)):
                 row.wrapped, row.scheme = self.keys.rewrap_legacy(row.user_id, row.wrapped), 2
 
     def close(self) -> None:
         self.engine.dispose()
+        self.keys.close()
 
-    def _check_master_key(self) -> None:
-        with self._sessions.begin() as s:
-            row = s.get(Meta, "key_check")
-            if row is None:
-                s.add(Meta(key="key_check", value=self.keys.new_check()))
-            elif not self.keys.verify_check(row.value):
-                if self.keys.keystore is not None and len(self.keys.keystore):
-                    # The keystore opened with this key, which proves it: a rotation stopped before
-                    # updating the check. Finish that step.
-                    row.value = self.keys.new_check()
-                    return
-                raise KeyFileError("the master key does not match this database; "
-                                   "fix: restore the key file that was used with it (data_dir/keys/master.key)")
+    # ----- people ---------------------------------------------------------------
 
-    # ----- users and keys -----------------------------------------------------
-
-    def _user(self, s: Session, handle: str, create: bool = False, display_name: str = "") -> User | None:
-        user = s.scalar(select(User).where(User.handle == handle))
-        if user is None and create:
-            user = User(handle=handle, display_name=display_name[:200], next_number=1)
-            s.add(user)
-            s.flush()
-            s.add(UserKey(user_id=user.id, wrapped=self.keys.new_user_key(user.id), scheme=2))
-            s.flush()
-        return user
-
-    def _key(self, s: Session, user: User) -> bytes:
-        wrapped = s.get(UserKey, user.id)
-        if wrapped is None:
-            raise KeyFileError("this user's data key is gone (the user was forgotten)")
-        return self.keys.user_key(user.id, wrapped.wrapped)
-
-    def ensure_user(self, user: str, display_name: str = "") -> None:
-        with self._sessions.begin() as s:
-            self._user(s, user, create=True, display_name=display_name)
-
-    # ----- encryption helpers -------------------------------------------------
+    def ensure_user(self, user: str, display_name: str = "") -> bool:
+        """Make sure this person exists; False if an admin has removed their access."""
+        with self.sessions.begin() as s:
+            return self.person(s, user, create=True, display_name=display_name).revoked_at is None
 
     @staticmethod
-    def _seal(key: bytes, user_id: int, table: str, uid: str, field: str, text: str) -> bytes:
-        return seal(key, text.encode("utf-8"), field_aad(user_id, table, uid, field))
-
-    @staticmethod
-    def _open(key: bytes, user_id: int, table: str, uid: str, field: str, blob: bytes) -> str:
-        return open_sealed(key, blob, field_aad(user_id, table, uid, field)).decode("utf-8")
-
-    def _write_entry(self, s: Session, key: bytes, user: User, row: EntryRow, entry: Entry,
+    def _write_entry(s: Session, cipher: Cipher, row: EntryRow, entry: Entry,
                      vector: Sequence[float] | None) -> None:
         values = {"title": entry.title, "note": entry.note, "summary": entry.summary,
                   "tags": json.dumps(entry.tags), "suggestion": entry.suggestion}
         for name in ENTRY_FIELDS:
-            setattr(row, f"{name}_ct", self._seal(key, user.id, "entries", row.uid, name, values[name]))
-        row.vector_ct = None if vector is None else seal(
-            key, struct.pack(f"<{len(vector)}f", *vector), field_aad(user.id, "entries", row.uid, "vector"))
+            setattr(row, f"{name}_ct", cipher.seal("entries", row.uid, name, values[name]))
+        row.vector_ct = None if vector is None else cipher.seal(
+            "entries", row.uid, "vector", struct.pack(f"<{len(vector)}f", *vector))
         row.answers.clear()
         s.flush()
         for pos, a in enumerate(entry.answers):
             aid = f"{row.uid}:{pos}"
             ans = AnswerRow(position=pos, step_id=a.step_id, skipped=a.skipped)
             for name in ANSWER_FIELDS:
-                setattr(ans, f"{name}_ct",
-                        self._seal(key, user.id, "entry_answers", aid, name, getattr(a, name)))
+                setattr(ans, f"{name}_ct", cipher.seal("entry_answers", aid, name, getattr(a, name)))
             row.answers.append(ans)
 
-    def _read_entry(self, key: bytes, user_id: int, row: EntryRow) -> Entry:
-        text = {name: self._open(key, user_id, "entries", row.uid, name, getattr(row, f"{name}_ct"))
-                for name in ENTRY_FIELDS}
+    @staticmethod
+    def _read_entry(cipher: Cipher, row: EntryRow) -> Entry:
+        text = {name: cipher.open("entries", row.uid, name, getattr(row, f"{name}_ct")) for name in ENTRY_FIELDS}
         answers = []
         for a in row.answers:
             aid = f"{row.uid}:{a.position}"
-            fields = {name: self._open(key, user_id, "entry_answers", aid, name, getattr(a, f"{name}_ct"))
+            fields = {name: cipher.open("entry_answers", aid, name, getattr(a, f"{name}_ct"))
                       for name in ANSWER_FIELDS}
             answers.append(Answer(step_id=a.step_id, skipped=a.skipped, **fields))
         return Entry(kind=row.kind, number=row.number, protocol=row.protocol, title=text["title"],
@@ -142,43 +144,46 @@ class SqlJournal:
                      suggestion=text["suggestion"], answers=answers, week=row.programme_week,
                      created_at=row.created_at, updated_at=row.updated_at)
 
-    def _vector(self, key: bytes, user_id: int, row: EntryRow) -> list[float] | None:
+    @staticmethod
+    def _vector(cipher: Cipher, row: EntryRow) -> list[float] | None:
         if row.vector_ct is None:
             return None
-        raw = open_sealed(key, row.vector_ct, field_aad(user_id, "entries", row.uid, "vector"))
+        raw = cipher.open_bytes("entries", row.uid, "vector", row.vector_ct)
         return list(struct.unpack(f"<{len(raw) // 4}f", raw))
 
     # ----- entries ------------------------------------------------------------
 
     def add_entry(self, user: str, entry: Entry, vector: Sequence[float] | None,
                   state: dict | None = None) -> Entry:
-        with self._sessions.begin() as s:
-            u = self._user(s, user, create=True)
-            key = self._key(s, u)
-            self._add(s, key, u, entry, vector)
+        with self.sessions.begin() as s:
+            u = self.person(s, user, create=True)
+            cipher = self.cipher(s, u)
+            self._add(s, cipher, u, entry, vector)
             if state is not None:
-                self._write_state(s, key, u, state)
+                self._write_state(s, cipher, u, state)
         return entry
 
-    def _add(self, s: Session, key: bytes, u: User, entry: Entry, vector: Sequence[float] | None) -> Entry:
-        number = u.next_number
-        u.next_number = number + 1
+    def _add(self, s: Session, cipher: Cipher, u: User, entry: Entry, vector: Sequence[float] | None,
+             number: int | None = None) -> Entry:
+        if number is None:
+            number = u.next_number
+            u.next_number = number + 1
         now = utcnow()
         row = EntryRow(uid=uuid.uuid4().hex, user_id=u.id, number=number, kind=entry.kind,
                        protocol=entry.protocol, created_at=now, updated_at=now, programme_week=entry.week)
         s.add(row)
-        self._write_entry(s, key, u, row, entry, vector)
+        self._write_entry(s, cipher, row, entry, vector)
         entry.number, entry.created_at, entry.updated_at = number, now, now
         return entry
 
     def update_entry(self, user: str, entry: Entry, vector: Sequence[float] | None) -> None:
-        with self._sessions.begin() as s:
-            u = self._user(s, user)
+        with self.sessions.begin() as s:
+            u = self.person(s, user)
             row = self._row(s, u, entry.number)
             if row is None:
                 raise LookupError("no such entry")
             row.updated_at = utcnow()
-            self._write_entry(s, self._key(s, u), u, row, entry, vector)
+            self._write_entry(s, self.cipher(s, u), row, entry, vector)
 
     @staticmethod
     def _entries(u: User):
@@ -191,65 +196,78 @@ class SqlJournal:
         return s.scalar(self._entries(u).where(EntryRow.number == number))
 
     def get_entry(self, user: str, number: int) -> Entry | None:
-        with self._sessions() as s:
-            u = self._user(s, user)
+        with self.sessions() as s:
+            u = self.person(s, user)
             row = self._row(s, u, number)
-            return None if row is None else self._read_entry(self._key(s, u), u.id, row)
+            return None if row is None else self._read_entry(self.cipher(s, u), row)
 
     def list_entries(self, user: str, limit: int) -> list[Entry]:
-        with self._sessions() as s:
-            u = self._user(s, user)
+        with self.sessions() as s:
+            u = self.person(s, user)
             if u is None:
                 return []
-            key = self._key(s, u)
+            cipher = self.cipher(s, u)
             rows = s.scalars(self._entries(u)
                              .order_by(EntryRow.created_at.desc(), EntryRow.number.desc()).limit(limit))
-            return [self._read_entry(key, u.id, r) for r in rows]
+            return [self._read_entry(cipher, r) for r in rows]
 
     def count_entries(self, user: str) -> int:
-        with self._sessions() as s:
-            u = self._user(s, user)
+        with self.sessions() as s:
+            u = self.person(s, user)
             if u is None:
                 return 0
             return s.scalar(select(func.count()).select_from(EntryRow).where(EntryRow.user_id == u.id)) or 0
 
     def delete_entry(self, user: str, number: int) -> bool:
-        with self._sessions.begin() as s:
-            row = self._row(s, self._user(s, user), number)
+        with self.sessions.begin() as s:
+            row = self._row(s, self.person(s, user), number)
             if row is None:
                 return False
             s.delete(row)
-            return True
+        checkpoint(self.engine)
+        return True
 
     def search_candidates(self, user: str) -> Iterable[tuple[Entry, Sequence[float] | None]]:
         """All of this user's entries, decrypted in memory: there is no plaintext index on disk."""
-        with self._sessions() as s:
-            u = self._user(s, user)
+        with self.sessions() as s:
+            u = self.person(s, user)
             if u is None:
                 return []
-            key = self._key(s, u)
+            cipher = self.cipher(s, u)
             rows = s.scalars(self._entries(u))
-            return [(self._read_entry(key, u.id, r), self._vector(key, u.id, r)) for r in rows]
+            return [(self._read_entry(cipher, r), self._vector(cipher, r)) for r in rows]
 
     def next_number(self, user: str) -> int:
-        with self._sessions() as s:
-            u = self._user(s, user)
+        with self.sessions() as s:
+            u = self.person(s, user)
             return u.next_number if u else 1
+
+    def reserve_number(self, user: str) -> int:
+        """Take the user's next entry number now, for an entry committed later (engine.unit).
+
+        A reply says "#N" before its entry is committed; another process adding an entry for the
+        same person meanwhile must not take N. An event that then fails leaves a gap, never a clash.
+        """
+        with self.sessions.begin() as s:
+            u = self.person(s, user, create=True)
+            number = u.next_number
+            u.next_number = number + 1
+            return number
 
     def apply(self, user: str, ops: list[tuple], state: dict) -> list[Entry]:
         """The engine's unit of work: entry writes, time zone and state, committed together."""
         added = []
-        with self._sessions.begin() as s:
-            u = self._user(s, user, create=True)
-            key = self._key(s, u)
+        with self.sessions.begin() as s:
+            u = self.person(s, user, create=True)
+            cipher = self.cipher(s, u)
             for op in ops:
                 if op[0] == "add":
-                    added.append(self._add(s, key, u, op[1], op[2]))
+                    added.append(self._add(s, cipher, u, op[1], op[2], op[3] if len(op) > 3 else None))
                 elif op[0] == "update":
                     row = self._row(s, u, op[1].number)
                     if row is not None:
                         row.updated_at = utcnow()
-                        self._write_entry(s, key, u, row, op[1], op[2])
+                        self._write_entry(s, cipher, row, op[1], op[2])
                 elif op[0] == "delete":
                     row = self._row(s, u, op[1])
                     if row is not None:
@@ -257,43 +275,46 @@ class SqlJournal:
                 elif op[0] == "timezone":
                     u.timezone = op[1]
                 elif op[0] == "week":
-                    from .mentoring import finish_week
                     finish_week(s, u, op[1], op[2])
+                elif op[0] == "notices_seen":
+                    drop_notices(s, u, op[1])
                 else:
                     raise ValueError(f"unknown journal operation {op[0]!r}")
-            self._write_state(s, key, u, state)
+            self._write_state(s, cipher, u, state)
+        if any(op[0] in ("update", "delete") for op in ops):
+            checkpoint(self.engine)  # the old text leaves the write-ahead log too, not only the table
         return added
 
     def display_name(self, user: str) -> str:
-        with self._sessions() as s:
-            u = self._user(s, user)
+        with self.sessions() as s:
+            u = self.person(s, user)
             return (u.display_name or u.handle.split(":", 1)[-1]) if u else user
 
     def get_timezone(self, user: str) -> str | None:
-        with self._sessions() as s:
-            u = self._user(s, user)
+        with self.sessions() as s:
+            u = self.person(s, user)
             return u.timezone if u else None
 
     # ----- conversation state -------------------------------------------------
 
-    def _write_state(self, s: Session, key: bytes, u: User, state: dict) -> None:
+    @staticmethod
+    def _write_state(s: Session, cipher: Cipher, u: User, state: dict) -> None:
         row = s.get(ConversationState, u.id)
-        blob = self._seal(key, u.id, "conversation_state", str(u.id), "state", json.dumps(state))
+        blob = cipher.seal("conversation_state", u.id, "state", json.dumps(state))
         if row is None:
             s.add(ConversationState(user_id=u.id, state_ct=blob, updated_at=utcnow()))
         else:
             row.state_ct, row.updated_at = blob, utcnow()
 
     def load_state(self, user: str) -> dict:
-        with self._sessions() as s:
-            u = self._user(s, user)
+        with self.sessions() as s:
+            u = self.person(s, user)
             row = s.get(ConversationState, u.id) if u else None
             if row is None:
                 return {}
-            return json.loads(self._open(self._key(s, u), u.id, "conversation_state", str(u.id), "state",
-                                         row.state_ct))
+            return json.loads(self.cipher(s, u).open("conversation_state", u.id, "state", row.state_ct))
 
     def save_state(self, user: str, state: dict) -> None:
-        with self._sessions.begin() as s:
-            u = self._user(s, user, create=True)
-            self._write_state(s, self._key(s, u), u, state)
+        with self.sessions.begin() as s:
+            u = self.person(s, user, create=True)
+            self._write_state(s, self.cipher(s, u), u, state)

@@ -58,11 +58,18 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     handle: Mapped[str] = mapped_column(String(200), unique=True)
     display_name: Mapped[str] = mapped_column(String(200), default="")
-    role: Mapped[str] = mapped_column(String(20), default="spanner")
     timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
     next_number: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class UserRole(Base):
+    """A role a person holds (spanner, mentee, mentor, supervisor, admin); a person may hold several."""
+
+    __tablename__ = "user_roles"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20), primary_key=True)
 
 
 class UserKey(Base):
@@ -136,7 +143,10 @@ class Invite(Base):
 
 
 class InboxUpdate(Base):
-    """A transport update stored durably before it is acknowledged, handled from here exactly once."""
+    """A transport update stored durably before it is acknowledged, handled from here exactly once.
+
+    Once handled, only the id stays (payload_ct is emptied): enough to recognise a redelivery.
+    """
 
     __tablename__ = "inbox"
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -147,7 +157,11 @@ class InboxUpdate(Base):
 
 
 class OutboxMessage(Base):
-    """A reply waiting to be sent: kept until the transport confirms it, so none is dropped silently."""
+    """A reply waiting to be sent: kept until the transport confirms it, so none is dropped silently.
+
+    Once sent, only the ids stay (payload_ct is emptied). A streamed message carries the update it
+    answers (stream_of) and, once sent, Telegram's id for it (message_id).
+    """
 
     __tablename__ = "outbox"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -157,6 +171,8 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    stream_of: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Supervision(Base):
@@ -207,11 +223,18 @@ class AccessLog(Base):
 
 
 class Notification(Base):
-    """A message for a user caused by someone else (a comment, an answer); under the recipient's key."""
+    """A message for a user caused by someone else (a comment, an answer); under the recipient's key.
+
+    `source_id` is whoever caused it: forgetting them removes the copies of their words
+    still waiting in other people's notices. `kind` (checkin, note, comment, ...) holds no content.
+    """
 
     __tablename__ = "notifications"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True,
+                                                  index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="", server_default="")
     payload_ct: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
@@ -227,6 +250,17 @@ class Pairing(Base):
     programme: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class MentoringMessage(Base):
+    """A note between a mentor and a mentee in a pairing, either way; under the mentee's key."""
+
+    __tablename__ = "mentoring_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pairing_id: Mapped[int] = mapped_column(ForeignKey("pairings.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    body_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Schedule(Base):

@@ -11,8 +11,10 @@ import asyncio
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -135,6 +137,10 @@ def run_cli(args: list[str], stdin: bytes = b"", env: dict | None = None, timeou
     return subprocess.run([SPANNER, *args], input=stdin, capture_output=True, env=full_env, timeout=timeout)
 
 
+# Appended to write_config's [llm] section: no model, no literature index, for tests of the storage path only.
+STORAGE_ONLY = "enabled = false\n\n[retrieval]\nenabled = false\n"
+
+
 def write_config(path: Path, data_dir: Path, model_path: Path, extra: str = "") -> Path:
     path.write_text(f'[paths]\ndata_dir = "{data_dir}"\n\n[llm]\nmodel_path = "{model_path}"\nthreads = 2\n{extra}',
                     encoding="utf-8")
@@ -145,3 +151,101 @@ def every_file_bytes(directory: Path):
     for p in Path(directory).rglob("*"):
         if p.is_file():
             yield p, p.read_bytes()
+
+
+class LiveChat:
+    """The real `spanner chat` process, fed line by line, read until a marker appears."""
+
+    def __init__(self, cfg, user="kim", env: dict | None = None):
+        self.proc = subprocess.Popen([SPANNER, "chat", "--config", str(cfg), "--user", user],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     env={**os.environ, **(env or {})})
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self.seen = b""
+
+    def send(self, line: str) -> None:
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def wait_for(self, marker: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            chunk = self.proc.stdout.read()
+            if chunk:
+                self.seen += chunk
+            if marker.encode() in self.seen:
+                return self.seen.decode()
+            time.sleep(0.02)
+        raise AssertionError(f"never saw {marker!r}; got {self.seen.decode()[-500:]!r}")
+
+    def close(self, timeout: float = 30) -> str:
+        """End of input: the chat finishes what it was given and exits; returns everything it printed."""
+        self.proc.stdin.close()
+        self.proc.wait(timeout)
+        rest = self.proc.stdout.read()
+        if rest:
+            self.seen += rest
+        return self.seen.decode()
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+# Every encrypted column and how its associated data is built: (table, key column, row id SQL, field).
+# The row id and owner are selected by SQL so backups (plain files) can be scanned the same way.
+ENCRYPTED = {
+    ("entries", f): ("select e.user_id, e.uid, e.{f}_ct from entries e", f) for f in
+    ("title", "note", "summary", "tags", "suggestion", "vector")
+}
+ENCRYPTED.update({
+    ("entry_answers", f): ("select e.user_id, e.uid || ':' || a.position, a.{f}_ct from entry_answers a "
+                           "join entries e on e.id = a.entry_id", f)
+    for f in ("question", "answer", "followup_question", "followup_answer")})
+ENCRYPTED.update({
+    ("conversation_state", "state"): ("select user_id, user_id, state_ct from conversation_state", "state"),
+    ("inbox", "payload"): ("select user_id, update_id, payload_ct from inbox", "payload"),
+    ("outbox", "payload"): ("select user_id, id, payload_ct from outbox", "payload"),
+    ("shares", "content"): ("select owner_id, id, content_ct from shares", "content"),
+    ("comments", "body"): ("select s.owner_id, c.id, c.body_ct from comments c join shares s on s.id = c.share_id",
+                           "body"),
+    ("notifications", "payload"): ("select user_id, id, payload_ct from notifications", "payload"),
+    # A note between mentor and mentee is kept under the mentee's key.
+    ("mentoring_messages", "body"): ("select p.mentee_id, m.id, m.body_ct from mentoring_messages m "
+                                     "join pairings p on p.id = m.pairing_id", "body"),
+})
+NOT_TEXT = {("meta", "value"), ("user_keys", "wrapped")}  # the key check and wrapped keys: no one's words
+
+
+def decrypt_everything(db_file, keyring) -> list[tuple[str, str, bytes]]:
+    """Every ciphertext in a database file, decrypted: (table, field, plaintext). Fails on one it cannot
+    open (except for forgotten people), and on an encrypted column this scan does not know about."""
+    import sqlite3
+
+    from sqlalchemy import LargeBinary
+
+    from storage.crypto import DecryptionError, KeyFileError, field_aad, open_sealed
+    from storage.models import Base
+
+    known = {(t, f + "_ct") for t, f in ENCRYPTED} | NOT_TEXT
+    for table in Base.metadata.tables.values():
+        for column in table.columns:
+            if isinstance(column.type, LargeBinary):
+                assert (table.name, column.name) in known, f"the scan does not know {table.name}.{column.name}"
+    conn = sqlite3.connect(db_file)
+    wrapped = dict(conn.execute("select user_id, wrapped from user_keys"))
+    out = []
+    for (table, field), (query, _) in ENCRYPTED.items():
+        for user_id, row_id, blob in conn.execute(query.format(f=field)):
+            if not blob:
+                continue  # pruned (a handled update, a sent message) or no vector
+            try:
+                key = keyring.user_key(user_id, wrapped[user_id])
+            except KeyFileError:
+                continue  # a forgotten person: unreadable is the point
+            try:
+                out.append((table, field, open_sealed(key, blob, field_aad(user_id, table, str(row_id), field))))
+            except DecryptionError:
+                raise AssertionError(f"{table}.{field} of row {row_id} does not open") from None
+    conn.close()
+    return out

@@ -23,6 +23,20 @@ def test_empty_line_is_explained_and_changes_nothing(chat):
     assert chat.app.journal.load_state(chat.user)["reflect"] == before
 
 
+INVISIBLE = ["\u200b", "\u200b\u200c\u200d", "\ufeff \u2060", "\u00ad\u200e\u200f", "\u3164",
+             "\u2800\u2800", "\ufe0f\u0301", "\u2028\u3000\t"]  # zero-width, BOM, bidi, fillers, lone marks
+
+
+def test_text_of_only_zero_width_or_format_characters_counts_as_empty(chat):
+    before = _mid_reflection(chat)
+    for invisible in INVISIBLE:
+        assert chat.say(invisible) == ["That message was empty, so there was nothing to save."], repr(invisible)
+        assert "/note" in chat.say(f"/note {invisible}")[0]  # the usage, not an invisible note
+    assert chat.app.journal.load_state(chat.user)["reflect"] == before
+    assert chat.app.journal.count_entries(chat.user) == 0
+    assert "quick note #1" in chat.say("/note A word\u200b with a zero-width space inside")[0]
+
+
 def test_twenty_thousand_characters_are_kept_whole(chat):
     huge = ("We went through every item on the winter plan. " * 430)[:20_000]
     texts = chat.say(huge)
@@ -76,6 +90,15 @@ def test_binary_on_a_pipe_to_the_console_command(tmp_path, data_dir, model_path)
     ("[display]\ntimezone = \"Mars/Olympus\"\n", "display.timezone"),
     ("[llm\nthreads = 2\n", "not valid TOML"),
     ("[telegram]\ntoken = \"123:abc\"\n", "telegram.token: secrets must not live in the config file"),
+    ('[scheduler]\nquiet_hours = "25:00-99:99"\n', "scheduler.quiet_hours:"),
+    ('[scheduler]\ndefault_time = "24:00"\n', "scheduler.default_time:"),
+    ('[scheduler]\ndefault_days = "funday"\n', "scheduler.default_days:"),
+    ('[telegram]\nbot_username = "a b"\n', "telegram.bot_username:"),
+    ('[telegram]\nbase_url = "ftp://api.telegram.org/bot"\n', "telegram.base_url:"),
+    ('[telegram]\nwebhook_url = "http://plain.example.org/hook"\n', "telegram.webhook_url:"),
+    ('[telegram]\nwebhook_listen = "not a host!"\n', "telegram.webhook_listen:"),
+    ('[telegram]\nwebhook_path = "telegram"\n', "telegram.webhook_path:"),
+    ('[retrieval]\ncollection = "a b c"\n', "retrieval.collection:"),
 ])
 def test_malformed_config_names_the_key_and_the_fix(tmp_path, content, expected):
     path = tmp_path / "bad.toml"
@@ -86,6 +109,63 @@ def test_malformed_config_names_the_key_and_the_fix(tmp_path, content, expected)
     assert expected in message
     assert "fix:" in message
     assert "\n" not in message
+
+
+TOKEN = "123456789:AAFakeTokenFakeTokenFakeTokenFakeTok1"
+
+
+def test_every_config_key_with_a_wrong_kind_of_value_is_one_line_naming_it(tmp_path):
+    from bot.config import Config
+    for section, model in Config.model_fields.items():
+        for key in model.annotation.model_fields:
+            path = tmp_path / "bad.toml"
+            path.write_text(f"[{section}]\n{key} = {{ nested = [1, 2] }}\n")
+            with pytest.raises(ConfigError) as err:
+                load_config(path)
+            message = str(err.value)
+            assert f"{section}.{key}" in message and "fix:" in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("content", [
+    f'[telegram]\nbot_username = "{TOKEN}"\n',
+    f'[telegram]\nbase_url = "https://api.telegram.org/bot{TOKEN}"\n',
+    f'[scheduler]\nnote = "{TOKEN}"\n',
+    '[llm]\nmodel_path = "-----BEGIN PRIVATE KEY-----MIIEvQIBADANBg"\n',
+    '[display]\ntimezone = "sk-proj-abcdefghijklmnopqrstuvwxyz0123"\n',
+    '[paths]\ndata_dir = "Zq8vN2kLp4Rt7Wx1Yb5Hc9Jd3Fg6Mn0Ps"\n',
+], ids=["token-as-username", "token-in-url", "token-anywhere", "private-key", "api-key", "random-run"])
+def test_a_secret_looking_value_under_any_key_is_refused_and_never_repeated(tmp_path, content):
+    path = tmp_path / "bad.toml"
+    path.write_text(content)
+    secret = content.split('"')[1]
+    result = run_cli(["admin", "users", "--config", str(path)])
+    err = result.stderr.decode().strip()
+    assert result.returncode == 2 and len(err.splitlines()) == 1 and "secret" in err and "fix:" in err, err
+    for piece in (secret, TOKEN.split(":")[1], secret[-20:]):
+        assert piece not in err
+
+
+def test_ordinary_paths_and_names_are_not_taken_for_secrets(tmp_path):
+    path = tmp_path / "fine.toml"
+    path.write_text('[llm]\nmodel_path = "/opt/models/Qwen2.5-1.5B-Instruct-Q4_K_M.gguf"\n'
+                    '[telegram]\nbot_username = "spanner_team_bot"\n'
+                    '[paths]\ndata_dir = "/srv/spanner/data-3f9c2a1b7e6d4c5a8b9e0f1a2b3c4d5e"\n')
+    assert load_config(path).telegram.bot_username == "spanner_team_bot"
+
+
+def test_ingest_refuses_a_missing_or_empty_knowledge_folder_and_keeps_the_index(tmp_path, data_dir):
+    from bot.compose import build_embedder, build_literature
+    empty = tmp_path / "empty-knowledge"
+    empty.mkdir()
+    for folder in (tmp_path / "knowlege", empty):
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f'[paths]\ndata_dir = "{data_dir}"\nknowledge_dir = "{folder}"\n')
+        result = run_cli(["ingest", "--quiet", "--config", str(cfg)])
+        err = result.stderr.decode().strip()
+        assert result.returncode == 2 and len(err.splitlines()) == 1 and str(folder) in err, err
+        assert "knowledge_dir" in err and "left as it is" in err
+    config = load_config(overrides={"paths.data_dir": str(data_dir)})
+    assert build_literature(config, build_embedder(config)).count() > 100  # every card's chunks still there
 
 
 def test_malformed_config_on_the_command_line_is_one_line_and_exit_2(tmp_path):
@@ -149,14 +229,6 @@ def test_prompt_file_with_an_unknown_placeholder_is_rejected(tmp_path):
                                              'deleted = "Entry #{numbr} is deleted."'))
     with pytest.raises(PromptDataError, match=r"deleted: unknown placeholder \{numbr\}"):
         load_prompt_data(prompts)
-
-
-def test_help_explains_every_command_the_engine_accepts(chat):
-    text = chat.say("/help")[0]
-    for command in ("/reflect", "/resume", "/skip", "/back", "/cancel", "/note", "/journal", "/show",
-                    "/edit", "/delete", "/search", "/privacy", "/help"):
-        assert command in text
-        assert "I don't know the command" not in " ".join(chat.say(command))
 
 
 def test_privacy_says_where_data_lives(chat):

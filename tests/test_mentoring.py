@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import threading
 from datetime import datetime, timedelta, timezone
@@ -13,13 +14,13 @@ import pytest
 from bot.engine.prompt_data import PromptDataError, load_prompt_data
 from bot.engine.records import Event
 from bot.scheduler.service import CheckinScheduler
-from bot.scheduler.slots import parse_days
+from bot.engine.inputs import parse_days
 from conftest import ROOT, Chat, FixedClock, run_cli, write_config
 from storage.journal import SqlJournal
 from storage.mentoring import MentoringStore
 from storage.models import Delivery
 from storage.people import People
-from storage.sharing import SharingStore
+from storage.notices import NoticeStore
 
 UTC = timezone.utc
 MARKER = "PANGOLIN-PRIVATE-2231"
@@ -94,7 +95,7 @@ def test_a_week_of_checkins_in_two_time_zones(paired):
     assert mia == [(datetime(2026, 11, 23, 9, 0, tzinfo=UTC), "delivered"),
                    (datetime(2026, 11, 26, 9, 0, tzinfo=UTC), "delivered")]
     assert noa == [(datetime(2026, 11, 23, 14, 0, tzinfo=UTC), "delivered")]  # 09:00 in New York
-    assert len(SharingStore(app.journal).take_notifications("console:mia")) >= 2
+    assert len(NoticeStore(app.journal).take("console:mia")) >= 2
 
 
 def test_downtime_inside_the_grace_window_delivers_once_and_older_is_skipped(paired):
@@ -128,7 +129,7 @@ def test_the_tick_run_twice_and_concurrently_still_delivers_once(paired, tmp_pat
         t.join(30)
     app.scheduler.tick(at)  # and once more, afterwards
     assert sum(r.delivered for r in reports) == 1
-    assert len(SharingStore(app.journal).take_notifications("console:mia")) == 1
+    assert len(NoticeStore(app.journal).take("console:mia")) == 1
     for j in journals:
         j.close()
 
@@ -156,9 +157,9 @@ def test_quiet_hours_defer_a_checkin_to_the_morning(paired):
     app, clock = paired
     app.mentoring.set_schedule("console:mia", "checkin", parse_days("mon"), "22:30", "Europe/London", clock.now())
     app.scheduler.tick(datetime(2026, 11, 23, 22, 31, tzinfo=UTC))
-    assert SharingStore(app.journal).take_notifications("console:mia") == []
+    assert NoticeStore(app.journal).take("console:mia") == []
     app.scheduler.tick(datetime(2026, 11, 24, 7, 1, tzinfo=UTC))
-    assert len(SharingStore(app.journal).take_notifications("console:mia")) == 1
+    assert len(NoticeStore(app.journal).take("console:mia")) == 1
 
 
 def test_snooze_skip_pause_and_resume(paired):
@@ -207,13 +208,15 @@ def test_answering_a_checkin_saves_an_entry_linked_to_its_week_and_the_mentor_se
     assert entry.answers[0].answer.endswith(f"{MARKER}.")
     assert "week 2 of 12" in mia.say("/checkins")[0]
     progress = max_.say("/mentees")[0]
-    assert "Mia: 1 weeks answered, 0 skipped" in progress and MARKER not in progress
+    assert re.search(r"Mia: week 2 of 12; last check-in answered \w{3} \d\d \w{3} \d{4}", progress)
+    assert MARKER not in progress
     assert max_.say("/note Mia How did the first week feel?") == ["Sent to Mia."]
     got = mia.say("/journal")
-    assert got[0] == "A note from your mentor: How did the first week feel?"
-    mia.loop.run_until_complete(app.engine.handle(Event(user=mia.user, choice="mn:reply")))
-    mia.say("Busy but useful.")
-    assert max_.say("/help")[0] == "Mia replied: Busy but useful."
+    assert got[0].startswith("A note from Max, your mentor: How did the first week feel?")
+    assert mia.say(mia.replies[-2].choices[0].label)[0].startswith("Type your answer to Max")
+    assert mia.say("Busy but useful.") == ["Sent to Max."]
+    assert max_.say("/help")[0].startswith("A note from Mia, your mentee: Busy but useful.")
+    assert app.journal.count_entries(mia.user) == 1  # the answer went to Max, not into a stray note
     for r in max_.replies:
         assert MARKER not in r.text
 
@@ -239,7 +242,7 @@ def test_the_real_apscheduler_job_runs_the_tick(paired):
         await asyncio.sleep(1.5)
         app.scheduler.stop()
     asyncio.run(scenario())
-    assert len(SharingStore(app.journal).take_notifications("console:mia")) == 1
+    assert len(NoticeStore(app.journal).take("console:mia")) == 1
 
 
 def test_pair_unpair_and_succession_from_the_command_line(tmp_path, data_dir, model_path):
@@ -256,24 +259,24 @@ def test_pair_unpair_and_succession_from_the_command_line(tmp_path, data_dir, mo
     assert wrong.returncode == 2 and "not mentor" in wrong.stderr.decode()
     report = run_cli(["admin", "succession", *args]).stdout.decode()
     assert "1 mentors" not in report and "mentor Max: 1 mentee(s)" in report
-    assert "no one lined up to take over: Eve" in report
+    assert "none of whose mentees has reached the final third of the programme yet (no one nearly ready to " \
+        "take over): Max" in report and "mentors with no mentee at the moment: Eve" in report
     chat = run_cli(["chat", "--config", str(cfg), "--user", "mia"], b"/checkins\n").stdout.decode()
     assert "with Max as your mentor" in chat and "week 1 of 12" in chat
     mentor = run_cli(["chat", "--config", str(cfg), "--user", "max"], b"/mentees\n").stdout.decode()
-    assert "You are now mentoring Mia" in mentor and "Mia: 0 weeks answered" in mentor
+    assert "You are now mentoring Mia" in mentor and "Mia: week 1 of 12" in mentor
     assert run_cli(["admin", "unpair", "console:max", "console:mia", *args]).returncode == 0
     assert run_cli(["admin", "unpair", "console:max", "console:mia", *args]).returncode == 2
 
 
 def test_the_weekly_digest_tells_the_mentor_what_changed_without_content(paired):
-    from bot.compose import CheckinMessages
     app, clock = paired
     app.journal.apply("console:mia", [("week", 1, "answered")], {})
     clock.moment = datetime.now(UTC)  # the ledger stamps real time; the digest looks back a week from the clock
-    digest = CheckinMessages(app.prompts, app.mentoring, clock)("console:max", "digest", None)["text"]
-    assert "Mia: this week 1 answered, 0 skipped; 1 weeks answered in all" in digest
+    digest = app.engine.mentoring.scheduled_message("console:max", "digest", None)["text"]
+    assert "Mia: this week 1 answered, 0 skipped; on week 2 of 12, 1 answered in all" in digest
     view = app.mentoring.set_schedule("console:max", "digest", parse_days("mon"), "08:00", "Europe/London",
                                       clock.now())
     app.scheduler.tick(view.next_slot + timedelta(minutes=5))
-    (note,) = SharingStore(app.journal).take_notifications("console:max")
+    (note,) = NoticeStore(app.journal).take("console:max")
     assert note["text"].startswith("Your weekly mentoring digest")

@@ -2,41 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 
-from conftest import SPANNER, Chat, FixedClock, write_config
-
-
-class LiveChat:
-    """The real `spanner chat` process, fed line by line, read until a marker appears."""
-
-    def __init__(self, cfg, user="kim"):
-        self.proc = subprocess.Popen([SPANNER, "chat", "--config", str(cfg), "--user", user],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        os.set_blocking(self.proc.stdout.fileno(), False)
-        self.seen = b""
-
-    def send(self, line: str) -> None:
-        self.proc.stdin.write(line.encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def wait_for(self, marker: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            chunk = self.proc.stdout.read()
-            if chunk:
-                self.seen += chunk
-            if marker.encode() in self.seen:
-                return self.seen.decode()
-            time.sleep(0.02)
-        raise AssertionError(f"never saw {marker!r}; got {self.seen.decode()[-500:]!r}")
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
+from conftest import Chat, FixedClock, LiveChat, write_config
 
 
 def test_resume_after_killing_the_process_mid_reflection(tmp_path, data_dir, model_path):

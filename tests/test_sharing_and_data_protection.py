@@ -54,8 +54,9 @@ def open_first_share(reader: Chat) -> int:
 
 
 def comment_on(reader: Chat, share_id: int, text: str) -> list[str]:
+    """The reader opens the share, presses Comment and writes."""
     press(reader, f"rv:{share_id}")
-    press(reader, f"cm:{share_id}")
+    press(reader, reader.replies[-1].choices[0].data)  # its Comment button
     return reader.say(text)
 
 
@@ -122,13 +123,14 @@ def test_comments_go_to_the_author_who_can_answer(team):
     ana.say("Reflection on the estates meeting.")
     share_entry(ana, 1)
     share_id = open_first_share(sue)
-    assert comment_on(sue, share_id, "What would make the next meeting easier?") == ["Sent."]
+    assert comment_on(sue, share_id, "What would make the next meeting easier?") == ["Sent to Ana."]
     got = ana.say("/journal")
-    assert got[0] == "Your supervisor commented on entry #1: What would make the next meeting easier?"
-    assert ana.replies[-2].choices[0].data == f"cm:{share_id}"
-    press(ana, f"cm:{share_id}")
-    ana.say("Meeting the estates lead beforehand.")
-    assert sue.say("/help")[0] == "The author answered on entry #1: Meeting the estates lead beforehand."
+    assert got[0].startswith("Sue, your supervisor, commented on entry #1: What would make the next meeting easier?")
+    assert ana.replies[-2].choices[0].label == "Answer"
+    ana.say("Answer")
+    assert ana.say("Meeting the estates lead beforehand.") == ["Sent to Sue."]
+    assert sue.say("/help")[0].startswith("Ana answered on entry #1: Meeting the estates lead beforehand.")
+    assert ana.app.journal.count_entries(ana.user) == 1  # the answer is in the thread, not a stray note
     shown = press(sue, f"rv:{share_id}")[0]
     assert "What would make the next meeting easier?" in shown and "Meeting the estates lead" in shown
 
@@ -295,16 +297,24 @@ def test_forget_me_asks_twice_then_erases_everything_including_from_old_backups(
     for path, content in every_file_bytes(app.config.data_dir):
         assert MARKER.encode() not in content, path
     # The old backup still holds Ana's ciphertext and wrapped key, but her key is destroyed.
+    keys = app.journal.keys.keystore
+    raw = sqlite3.connect(old_backup)
+    ana_id, wrapped = raw.execute("select u.id, k.wrapped from users u join user_keys k on k.user_id = u.id "
+                                  "where u.handle = 'console:ana'").fetchone()
+    raw.close()
+    assert keys.get(ana_id) is None or not app.journal.keys.opens(ana_id, keys.get(ana_id), wrapped)
+    # Restoring that backup finishes the erasure: she stays forgotten; Ben is all there.
     restored = tmp_path / "restored"
-    (restored / "keys").mkdir(parents=True)
-    for name in ("master.key", "user-keys.bin"):
-        shutil.copy2(app.config.data_dir / "keys" / name, restored / "keys" / name)
-    lifecycle.restore(old_backup, restored)
+    shutil.copytree(app.config.data_dir / "keys", restored / "keys")
+    _, counts = lifecycle.restore(old_backup, restored)
+    assert counts["forgotten"] == 1
     old = SqlJournal.open(restored)
-    with pytest.raises(KeyFileError):
-        old.get_entry("console:ana", 1)
+    assert old.get_entry("console:ana", 1) is None
+    assert "console:ana" not in {p.handle for p in People(old).list()}
     assert old.get_entry("console:ben", 1).note == "Ben's note stays."
     old.close()
+    for path, content in every_file_bytes(restored):
+        assert MARKER.encode() not in content, path
     assert app.journal.get_entry("console:ben", 1).note == "Ben's note stays."
 
 
@@ -335,7 +345,7 @@ def test_backup_then_restore_gives_the_same_export(team, tmp_path):
     first, second = json.loads(before[1].attachment.data), json.loads(after[1].attachment.data)
     assert first == second
     assert before[0].attachment.data == after[0].attachment.data
-    with pytest.raises(KeyFileError, match="already exists"):
+    with pytest.raises(lifecycle.BackupError, match="already exists"):
         lifecycle.restore(backup, target)
 
 
@@ -355,17 +365,43 @@ def test_rotating_the_master_key_keeps_everything_readable(tmp_path):
         SqlJournal.open(tmp_path)
 
 
+class Died(Exception):
+    """Stands for the process dying at a chosen point."""
+
+
+def _die():
+    raise Died
+
+
 def test_a_rotation_interrupted_after_the_keystore_moved_is_finished_on_start(tmp_path):
     journal = SqlJournal.open(tmp_path)
     journal.add_entry("console:a", Entry(kind="note", note="kept"), None)
-    from storage.crypto import AESGCM, write_private
-    new_key = AESGCM.generate_key(bit_length=256)
-    write_private(tmp_path / "keys" / "master.key.new", new_key)
-    journal.keys.rotate(new_key)  # keystore moved; then the process "dies"
+    old_key = (tmp_path / "keys" / "master.key").read_bytes()
+    with pytest.raises(Died):
+        journal.keys.keystore.rotate(after_seal=_die)  # committed under the new key, then "dies"
+    new_key = (tmp_path / "keys" / "master.key.new").read_bytes()
+    assert (tmp_path / "keys" / "master.key").read_bytes() == old_key != new_key
     journal.close()
     again = SqlJournal.open(tmp_path)
     assert again.get_entry("console:a", 1).note == "kept"
     assert (tmp_path / "keys" / "master.key").read_bytes() == new_key
+    assert not (tmp_path / "keys" / "master.key.new").exists()
+    again.close()
+
+
+def test_a_rotation_that_died_before_its_commit_leaves_the_old_key_in_force(tmp_path):
+    journal = SqlJournal.open(tmp_path)
+    journal.add_entry("console:a", Entry(kind="note", note="kept"), None)
+    journal.close()
+    old_key = (tmp_path / "keys" / "master.key").read_bytes()
+    from storage.crypto import AESGCM, write_private
+    write_private(tmp_path / "keys" / "master.key.new", AESGCM.generate_key(bit_length=256))  # then it died
+    again = SqlJournal.open(tmp_path)
+    assert again.get_entry("console:b", 1) is None
+    again.add_entry("console:b", Entry(kind="note", note="after"), None)  # a write settles the keys folder
+    assert again.get_entry("console:a", 1).note == "kept"
+    assert (tmp_path / "keys" / "master.key").read_bytes() == old_key
+    assert not (tmp_path / "keys" / "master.key.new").exists()
     again.close()
 
 

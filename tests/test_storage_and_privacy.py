@@ -38,11 +38,13 @@ def test_migrations_from_blank_build_exactly_the_models_schema(tmp_path):
 
 
 def test_upgrading_from_the_first_schema_keeps_every_entry_readable(tmp_path):
-    from storage.crypto import KeyRing, load_or_create_master_key
+    from storage.crypto import AESGCM, KeyRing, write_private
     # The first schema's code wrapped each user's data key with the master key itself.
     engine = make_engine(f"sqlite:///{tmp_path / 'spanner.db'}")
     upgrade(engine)
-    legacy = SqlJournal(engine, KeyRing(load_or_create_master_key(tmp_path / "keys" / "master.key")))
+    master = AESGCM.generate_key(bit_length=256)
+    write_private(tmp_path / "keys" / "master.key", master)
+    legacy = SqlJournal(engine, KeyRing(master))
     legacy.add_entry("console:old", Entry(kind="note", note="kept across upgrades"), [0.5] * 384)
     legacy.add_entry("console:old", Entry(kind="reflection", summary="s", answers=[
         Answer("meeting", "What was it?", "A board.")]), None)
@@ -163,3 +165,19 @@ def test_each_steps_answer_is_stored_as_its_own_row(tmp_path):
     assert [a.answer for a in back.answers] == ["A board.", "", "With finance."]
     assert back.answers[2].followup_answer == "Budgets."
     journal.close()
+
+
+def test_editing_a_note_leaves_no_copy_of_the_old_text_in_the_database_or_its_log(chat):
+    from conftest import decrypt_everything
+    old = "The OCELOT-3391 option we dropped."
+    chat.say(old)
+    db = chat.app.config.data_dir / "spanner.db"
+    with chat.app.journal.engine.connect() as conn:
+        old_blobs = list(conn.exec_driver_sql("select note_ct, title_ct from entries").one())
+    chat.say("/edit 1")
+    assert "OCELOT-3391" in chat.say("1")[0]  # the current text is shown before it is replaced
+    chat.say("The option we kept.")
+    assert chat.app.journal.get_entry(chat.user, 1).note == "The option we kept."
+    assert not [(t, f) for t, f, pt in decrypt_everything(db, chat.app.journal.keys) if b"OCELOT-3391" in pt]
+    for path, content in every_file_bytes(chat.app.config.data_dir):
+        assert not any(blob in content for blob in old_blobs), f"the old ciphertext is still in {path}"

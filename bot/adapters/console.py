@@ -3,7 +3,8 @@
 Interactive, it prompts with "you> ". With a pipe on stdin it reads one
 message per line and stops at end of input, so a whole session can be
 scripted. Buttons are printed as numbered options; typing the number or the
-label presses it, as tapping a button would in Telegram.
+label presses it, as tapping a button would in Telegram. The buttons of every
+message in the last answer stay pressable, so a notice never loses its own.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from bot.engine.engine import Engine
 from bot.engine.records import Choice, Event, Reply
 
 
-def render(reply: Reply) -> str:
+def render(reply: Reply, first: int = 1) -> str:
+    """A reply as the terminal shows it; its buttons numbered from `first`."""
     lines = [f"spanner> {reply.text}".replace("\n", "\n         ")]
     if reply.choices:
-        lines.append("         " + "  ".join(f"[{i}] {c.label}" for i, c in enumerate(reply.choices, 1)))
+        lines.append("         " + "  ".join(f"[{i}] {c.label}" for i, c in enumerate(reply.choices, first)))
     return "\n".join(lines)
 
 
@@ -29,7 +31,7 @@ def _choice_for(line: str, choices: tuple[Choice, ...]) -> str | None:
     token = line.strip()
     if token.isdigit() and 1 <= int(token) <= len(choices):
         return choices[int(token) - 1].data
-    for choice in choices:
+    for choice in reversed(choices):  # the same label twice: the newest message's button
         if token.lower() == choice.label.lower():
             return choice.data
     return None
@@ -53,13 +55,17 @@ class ConsoleChat:
         event = Event(user=self.user, display_name=self.display_name,
                       text="" if choice else line, choice=choice)
         replies = await self.engine.handle(event)
+        # Every button of this answer stays pressable, numbered across the messages (as in a
+        # Telegram chat, where a notice keeps its buttons beside the greeting that follows it).
+        choices: list[Choice] = []
         for reply in replies:
-            print(render(reply), file=self.out, flush=True)
+            print(render(reply, len(choices) + 1), file=self.out, flush=True)
+            choices += reply.choices
             if reply.attachment is not None:
                 path = self._save(reply.attachment)
                 print(f"         (saved to {path})", file=self.out, flush=True)
         if replies:
-            self._choices = replies[-1].choices
+            self._choices = tuple(choices)
         return replies
 
     def _save(self, attachment) -> Path:

@@ -1,7 +1,7 @@
 """What Spanner does when a message carries risk: answer at once with our own words, keep theirs.
 
-The engine asks `Care.level(text)` before any other handling of every text a person sends. On
-urgent risk or distress it answers with the human-written reply from prompts/safety.toml (crisis
+The engine's seam asks `Care.level(text)` before any other handling of every text a person sends
+(care_commands.py decides where the words go). On urgent risk or distress it answers with the human-written reply from prompts/safety.toml (crisis
 contacts for urgent risk; support for distress), stops the questions and offers to pause or carry
 on. The person's words are kept exactly where they were going (the reflection's answer, a quick
 note, an edit, a reply they chose to send) so nothing is lost. Nothing is told to anyone else and
@@ -11,10 +11,12 @@ nothing is logged: the only trace is the person's own words in their own journal
 from __future__ import annotations
 
 from .records import Choice, Reply
+from .registry import Button
 from .risk import Level, RiskScreen
 
-PREFIX = "care:"
-PAUSE, CARRY_ON = f"{PREFIX}pause", f"{PREFIX}go"
+#: The two buttons under the care reply: "pause" and "go" (carry on).
+CARE = Button("care", r"(pause|go)")
+PAUSE, CARRY_ON = "pause", "go"
 CARRY_ON_WORDS = {"carry on", "go on", "continue", "keep going", "yes", "ok", "okay", "carry on please"}
 PAUSE_WORDS = {"pause", "pause here", "stop", "later", "not now", "no", "no thanks"}
 
@@ -33,7 +35,8 @@ class Care:
         text = self.words.urgent if level == "urgent" else self.words.distress
         if self.words.local_support:
             text += "\n" + "\n".join(f"- {line}" for line in self.words.local_support)
-        return Reply(text, (Choice(self.words.pause_label, PAUSE), Choice(self.words.carry_on_label, CARRY_ON)))
+        return Reply(text, (Choice(self.words.pause_label, CARE.data(PAUSE)),
+                           Choice(self.words.carry_on_label, CARE.data(CARRY_ON))))
 
     def note_kept(self, number: int) -> Reply:
         return Reply(self.words.note_kept.format(number=number))

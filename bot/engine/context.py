@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from .care import Care
 from .followups import FollowUp, FollowUpPicker
 from .guard import Guard
-from .ports import Clock, Embedder, Generator, Journal, Lifecycle, Literature, Mentoring, Sharing
+from .ports import Clock, Embedder, Generator, Journal, Lifecycle, Literature, Mentoring, Notices, People, Sharing
 from .prompt_data import PromptData, Step
 from .records import Reply
 from .risk import RiskScreen
@@ -60,6 +60,8 @@ class Context:
     sharing: Sharing | None = None
     lifecycle: Lifecycle | None = None
     mentoring: Mentoring | None = None
+    people: People | None = None
+    notices: Notices | None = None
     tick: Callable[[], object] | None = None  # run the scheduler now (set at composition)
     safety_banks: dict | None = None  # the safety examples, embedded once by composition
     guard: Guard = field(init=False)
@@ -87,11 +89,20 @@ class Context:
     def say(self, key: str, **values: object) -> str:
         return self.prompts.say(key, **values)
 
+    def roles(self, user: str) -> tuple[str, ...]:
+        """The roles this person holds (a person may hold several)."""
+        return self.people.roles(user) if self.people is not None else ("spanner",)
+
     def now(self) -> datetime:
         return self.clock.now()
 
     def local(self, moment: datetime) -> str:
         return moment.astimezone(self.tz).strftime("%a %d %b %Y %H:%M")
+
+    def local_day(self, moment: datetime) -> str:
+        """A day, or a day and time when the moment isn't midnight (a pause until a date is a day)."""
+        local = moment.astimezone(self.tz)
+        return local.strftime("%a %d %b %Y") if (local.hour, local.minute) == (0, 0) else self.local(moment)
 
     def is_idle(self, touched_iso: str) -> bool:
         touched = datetime.fromisoformat(touched_iso)
@@ -128,8 +139,7 @@ class Context:
     async def _generate(self, user: str, task: str, variables: dict[str, str],
                         notices: list[Reply], source: str = "") -> str | None:
         if self.generator is None:
-            status = "unavailable"
-            text = ""
+            return None  # the model is switched off in the config: a choice, not a problem to announce
         else:
             try:
                 outcome = await self.generator.generate(user, task, variables,

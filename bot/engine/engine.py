@@ -1,33 +1,47 @@
 """The engine: events in, replies out. Pure: it reaches storage, model and literature only through ports.
 
-Every transport (console now, Telegram next) hands the engine an Event and
-sends back the Replies it returns, so the same transcript gives the same
-replies everywhere. One user's events are handled one at a time, in order;
-different users never wait for each other here.
+Every transport (console, Telegram) hands the engine an Event and sends back
+the Replies it returns, so the same transcript gives the same replies
+everywhere. One user's events are handled one at a time, in order; different
+users never wait for each other here.
+
+The engine only dispatches. What each command, button and pending action does
+is declared once by its flow module in the registry (registry.py), and /help
+and the Telegram command menu are generated from it. Every text a person
+writes passes one seam, `_before_text`, before any command, pending action or
+flow sees it: the risk screen (care_commands.py) sits there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections import defaultdict
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from .care import CARRY_ON, PAUSE
+from .care_commands import CareCommands
 from .context import Context, current_tz
-from .inputs import Command, clean, parse_command, problem_with
+from .general_commands import GeneralCommands
+from .inputs import clean, is_blank, parse_command, problem_with
 from .journal_commands import JournalCommands
-from .records import Choice, Entry, Event, Reply
-from .reflection import Reflection, first_sentence
 from .mentoring_commands import MentoringCommands
+from .records import Choice, Event, Reply
+from .reflection import Reflection
+from .reflection_commands import ReflectionCommands
+from .registry import Call, Registry, run
+from .reply_commands import ReplyCommands
 from .sharing_commands import SharingCommands
 from .unit import UnitOfWork, current_unit
 
 log = logging.getLogger(__name__)
 
-# Commands that only mean something inside a reflection.
-REFLECTION_COMMANDS = {"skip", "back"}
 MEDIA_KINDS = {"sticker", "photo", "voice", "document"}
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Storage says there is no space left (it raises an OSError with ENOSPC: storage.db.StorageFull)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class Engine:
@@ -35,54 +49,89 @@ class Engine:
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
+        self.registry = Registry()
         self.reflection = Reflection(ctx)
         self.journal = JournalCommands(ctx)
+        self.replies = ReplyCommands(ctx)
         self.sharing = SharingCommands(ctx, self.journal)
-        self.mentoring = MentoringCommands(ctx, self.reflection)
+        self.mentoring = MentoringCommands(ctx, self.reflection, self.journal, self.replies)
+        self.reflecting = ReflectionCommands(ctx, self.reflection, self.mentoring)
+        self.general = GeneralCommands(ctx, self.registry, self.reflection, self.mentoring, self.sharing)
+        self.care = CareCommands(ctx, self.reflection, self.journal)
+        # "/note NAME TEXT" to a mentee or mentor is a note to them, not a quick note.
+        self.journal.addressed = self.mentoring.addressed_note
+        for flow in (self.general, self.reflecting, self.journal, self.sharing, self.mentoring, self.replies,
+                     self.care):
+            flow.register(self.registry)
+        # Typed text nothing else claims (no reflection going on) is kept as a quick note: always last.
+        self.registry.on_text(self.journal.quick_note)
+        self.registry.check(ctx.prompts.commands, ctx.prompts.commands_file)
+        # Notices come with the next answer, unless the transport pushes them itself (Telegram does).
+        self.show_notices = True
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    def menu(self) -> list[tuple[str, str]]:
+        """(command, a few words) for every command, for a transport's command menu."""
+        texts = self.ctx.prompts.commands
+        return [(c.name, texts[c.name].menu) for c in self.registry.ordered(texts)]
 
     async def handle(self, event: Event) -> list[Reply]:
         """Handle one event for one user; replies are in the order to send them."""
         async with self._locks[event.user]:
-            store = self.ctx.store
-            store.ensure_user(event.user, event.display_name)
-            state = store.load_state(event.user)
-            last = state.get("last_event") or {}
-            if event.id is not None and last.get("id") == event.id:
-                # A redelivered event: it was handled and committed already. Same replies, no new action.
-                return [Reply.from_dict(r) for r in last.get("replies", [])]
-            before = repr(state)
-            unit = UnitOfWork(store, event.user)
-            zone = store.get_timezone(event.user)
-            tokens = (current_unit.set(unit), current_tz.set(ZoneInfo(zone) if zone else None))
             try:
-                replies = self._notifications(event.user) + \
-                    [r for r in await self._dispatch(event, state) if r.text]
+                return await self._handle(event)
             except Exception as exc:
-                # Log the type only: never the text a user wrote (promise 13). Nothing is committed.
-                log.error("engine error %s while handling an event", type(exc).__name__)
-                return [Reply(self.ctx.say("error"))]
-            finally:
-                current_unit.reset(tokens[0])
-                current_tz.reset(tokens[1])
-            if state.get("_forgotten"):
-                return replies  # everything about this person is gone: write nothing back
-            if event.id is not None:
-                state["last_event"] = {"id": event.id, "replies": [r.to_dict() for r in replies]}
-            if unit.ops or repr(state) != before:
-                store.apply(event.user, unit.ops, state)
-            return replies
+                # Storage failed (a full disk, a lost key): nothing from this event was kept, and the
+                # person is told so instead of being told "saved". The type and frames go to the log.
+                log.error("could not keep an event: %s", type(exc).__name__, exc_info=exc)
+                return [Reply(self.ctx.say("not_saved_disk_full" if _disk_full(exc) else "not_saved"))]
 
-    def _notifications(self, user: str) -> list[Reply]:
-        """Messages from others (a supervisor's comment) not yet delivered: shown first."""
-        if self.ctx.sharing is None:
-            return []
-        return [Reply(n["text"], tuple(Choice(label, data) for label, data in n.get("choices", [])))
-                for n in self.ctx.sharing.take_notifications(user)]
+    async def _handle(self, event: Event) -> list[Reply]:
+        store = self.ctx.store
+        if store.ensure_user(event.user, event.display_name) is False:
+            return [Reply(self.ctx.say("access_removed"))]  # revoked: nothing is read or kept
+        state = store.load_state(event.user)
+        last = state.get("last_event") or {}
+        if event.id is not None and last.get("id") == event.id:
+            # A redelivered event: it was handled and committed already. Same replies, no new action.
+            return [Reply.from_dict(r) for r in last.get("replies", [])]
+        before = repr(state)
+        unit = UnitOfWork(store, event.user)
+        zone = store.get_timezone(event.user)
+        tokens = (current_unit.set(unit), current_tz.set(ZoneInfo(zone) if zone else None))
+        try:
+            replies = [r for r in await self._dispatch(event, state) if r.text]
+            # Notices (a check-in, a comment, a note) first; read after handling, so one this
+            # event caused (a check-in due on /checkins) comes with it. Removed with the commit.
+            replies = self._notices(event.user, unit) + replies
+        except Exception as exc:
+            # Log the type and frames only: never the text a user wrote (promise 13). Nothing is committed.
+            log.error("engine error %s while handling an event", type(exc).__name__, exc_info=exc)
+            return [Reply(self.ctx.say("not_saved_disk_full" if _disk_full(exc) else "error"))]
+        finally:
+            current_unit.reset(tokens[0])
+            current_tz.reset(tokens[1])
+        if state.get("_forgotten"):
+            return replies  # everything about this person is gone: write nothing back
+        if event.id is not None:
+            state["last_event"] = {"id": event.id, "replies": [r.to_dict() for r in replies]}
+        if unit.ops or repr(state) != before:
+            store.apply(event.user, unit.ops, state)
+        return replies
+
+    def _notices(self, user: str, unit: UnitOfWork) -> list[Reply]:
+        """What waits for this person, each with its own buttons; marked shown in this event's commit."""
+        notices = self.ctx.notices.pending(user) if self.ctx.notices is not None and self.show_notices else []
+        if notices:
+            unit.notices_seen(user, [n.id for n in notices])
+        return [Reply(n.payload["text"], tuple(Choice(label, data) for label, data in n.payload.get("choices", [])))
+                for n in notices]
+
+    # ----- dispatch -----------------------------------------------------------------------------
 
     async def _dispatch(self, event: Event, state: dict) -> list[Reply]:
         if event.choice is not None:
-            return await self._on_choice(event.user, event.choice, state)
+            return await self._on_button(event, state)
         if event.kind != "text":
             return await self._on_other_kind(event, state)
         problem = problem_with(event.text, self.ctx.settings.max_message_chars)
@@ -90,269 +139,68 @@ class Engine:
             key, values = problem
             return [Reply(self.ctx.say(key, **values))]
         text = clean(event.text)
+        return await self._before_text(event.user, text, state, lambda: self._after_screen(event, state, text))
+
+    async def _before_text(self, user: str, text: str, state: dict, go_on, answer: bool = True) -> list[Reply]:
+        """THE seam: every text a person writes passes here first, and nothing reads it before.
+
+        Reflection and follow-up answers, check-in answers, quick notes, /note and /reply,
+        comments, edits, captions and forwarded messages all arrive here, commands included,
+        before any command, pending action or flow sees them. The risk screen answers words
+        that carry risk with care first and keeps them where they were going; everything
+        else goes on (`go_on`) to be handled as usual.
+        """
+        return await self.care.screen(user, text, state, go_on, answer)
+
+    async def _after_screen(self, event: Event, state: dict, text: str) -> list[Reply]:
+        """A screened text: a command, or typed text for a pending action or a flow."""
         command = parse_command(text)
-        # Safety first: every word a person sends is screened before anything else handles it.
-        earlier = self.reflection.written(state["reflect"]) if state.get("reflect") else ""
-        level = self.ctx.care.level(command.args if command is not None else text, earlier)
-        if level is not None:
-            return await self._on_risk(event, text, command, level, state)
         if command is not None:
-            return await self._on_command(event, command, state)
-        return await self._on_text(event.user, text, state)
+            found = self.registry.commands.get(command.name)
+            if found is None:
+                return [Reply(self.ctx.say("unknown_command", command=f"/{command.name}"))]
+            return await run(found.handler, Call(event.user, state, event, args=command.args)) or []
+        return await self._plain(event, state, text)
 
-    async def _on_risk(self, event: Event, text: str, command: Command | None, level: str,
-                       state: dict) -> list[Reply]:
-        """Urgent risk or distress: our own words at once; theirs kept where they were going."""
-        care, user = self.ctx.care, event.user
+    async def _plain(self, event: Event, state: dict, text: str) -> list[Reply]:
+        """Typed text: the pending action's, if one waits; else the first text handler that claims it."""
+        call = Call(event.user, state, event, args=text, again=lambda: self._plain(event, state, text))
         pending = state.get("pending")
-        if command is None and (pending is None or pending["action"] == "care"):
-            state.pop("pending", None)
-            reflect = state.get("reflect")
-            if reflect and pending is None and not self.ctx.is_idle(reflect["touched"]) \
-                    and self.reflection.can_keep(reflect):
-                self.reflection.keep(reflect, text)  # the questions stop; /resume goes on
-                state["pending"] = {"action": "care"}
-                return [care.reply(level)]
-            saved = self._store_note(user, text)
-            return [care.reply(level), care.note_kept(saved.number)]
-        # Words with a command (/note, /reply) or for a pending action (an edit, a reply they chose
-        # to send): handled exactly as usual, with the care reply first.
-        handled = await (self._on_command(event, command, state) if command is not None
-                         else self._on_text(user, text, state))
-        return [care.reply(level)] + handled
+        if pending:
+            handler = self.registry.pending.get(pending.get("action"))
+            if handler is not None:
+                return await run(handler, call) or []
+            state.pop("pending")  # an action this version no longer knows: let the message stand on its own
+        for handler in self.registry.texts:
+            replies = await run(handler, call)
+            if replies is not None:
+                return replies
+        return []
 
-    def _on_care_choice(self, user: str, data: str, state: dict) -> list[Reply]:
-        """"Pause here" or "Carry on" after the care reply."""
-        if (state.get("pending") or {}).get("action") == "care":
-            state.pop("pending", None)
-        reflect = state.get("reflect")
-        if data == PAUSE:
-            return [self.ctx.care.paused(bool(reflect))]
-        if reflect:
-            return [self.ctx.care.carrying_on(True)] + self.reflection.carry_on(reflect)
-        return [self.ctx.care.carrying_on(False)]
-
-    # ----- commands ---------------------------------------------------------
-
-    async def _on_command(self, event: Event, cmd: Command, state: dict) -> list[Reply]:
-        user, name, args = event.user, cmd.name, cmd.args
-        reflect = state.get("reflect")
-        if name == "start":
-            return self.greet(event, state)
-        if name == "help":
-            return [Reply(self.ctx.say("help"))]
-        if name == "privacy":
-            return [Reply(self.ctx.say("privacy", data_dir=self.ctx.settings.data_dir_label))]
-        if name == "reflect":
-            state.pop("pending", None)
-            return self.reflection.start(user, state)
-        if name == "resume":
-            if not reflect:
-                return self.mentoring.resume_schedule(user) or [Reply(self.ctx.say("nothing_to_resume"))]
-            state.pop("pending", None)
-            return self.reflection.resume(reflect)
-        if name == "cancel":
-            if state.pop("pending", None):
-                return [Reply(self.ctx.say("edit_cancelled"))]
-            if state.pop("reflect", None):
-                return [Reply(self.ctx.say("cancelled"))]
-            return [Reply(self.ctx.say("nothing_to_cancel"))]
-        if name == "skip" and not reflect:
-            return self.mentoring.skip(user)
-        if name in REFLECTION_COMMANDS:
-            if not reflect:
-                return [Reply(self.ctx.say("not_in_reflection", command=f"/{name}"))]
-            if name == "skip":
-                return await self.reflection.skip(user, reflect)
-            return self.reflection.back(reflect)
-        if name == "note":
-            if not args:
-                return [Reply(self.ctx.say("note_usage"))]
-            first, _, rest = args.partition(" ")
-            mentee = self.mentoring.mentee_named(user, first) if rest.strip() else None
-            if mentee is not None:  # a mentor writing to their mentee, not a quick note
-                return self.mentoring.note_to_mentee(user, mentee, rest.strip())
-            return self._save_note(user, args, state)
-        if name == "journal":
-            return self.journal.journal(user)
-        if name == "show":
-            return self.journal.show(user, args)
-        if name == "edit":
-            return self.journal.edit(user, args, state)
-        if name == "delete":
-            return self.journal.delete(user, args, state)
-        if name == "search":
-            return self.journal.search(user, args)
-        if name == "timezone":
-            return self._timezone(user, args)
-        if name == "share":
-            return self.sharing.share(user, args, state)
-        if name == "unshare":
-            return self.sharing.unshare(user, args)
-        if name == "shared":
-            return self.sharing.shared(user)
-        if name == "access":
-            return self.sharing.access(user)
-        if name == "team":
-            return self.sharing.team(user)
-        if name == "review":
-            return self.sharing.review(user)
-        if name == "export":
-            return self.sharing.export(user)
-        if name == "forget":
-            return self.sharing.forget(user, state)
-        if name == "checkins":
-            return self.mentoring.checkins(user, args)
-        if name == "snooze":
-            return self.mentoring.snooze(user, args)
-        if name == "pause":
-            return self.mentoring.pause(user, args)
-        if name == "remind":
-            return self.mentoring.remind(user, args)
-        if name == "mentees":
-            return self.mentoring.mentees(user)
-        return [Reply(self.ctx.say("unknown_command", command=f"/{name}"))]
+    async def _on_button(self, event: Event, state: dict) -> list[Reply]:
+        found = self.registry.find_button(event.choice)
+        if found is None:
+            # A stale or forged button: say what we can do instead of guessing.
+            return [Reply(self.ctx.say("choose_option"))]
+        handler, values = found
+        return await run(handler, Call(event.user, state, event, values=values)) or []
 
     async def _on_other_kind(self, event: Event, state: dict) -> list[Reply]:
         """Stickers, photos, voice, files, edits, forwards: keep what is words, explain the rest."""
         if event.kind == "edited":
             return [Reply(self.ctx.say("edited_message"))]
         if event.kind == "forwarded":
-            if not event.text.strip():
+            if is_blank(event.text):
                 return [Reply(self.ctx.say("unsupported_media"))]
-            level = self.ctx.care.level(event.text)
-            note = self._save_note(event.user, f"(forwarded) {clean(event.text)}", state)
-            return ([self.ctx.care.reply(level)] if level else []) + note
+            text = self.ctx.say("forwarded_note", text=clean(event.text))
+            user = event.user
+
+            async def keep() -> list[Reply]:
+                return self.journal.save_note(user, text, state)
+            # Someone else's words are never an answer: with risk they are kept as usual, after the care reply.
+            return await self._before_text(user, text, state, keep, answer=False)
         notice = Reply(self.ctx.say(f"{event.kind}_received" if event.kind in MEDIA_KINDS
                                     else "unsupported_media"))
-        if event.text.strip():  # a caption: words we can keep, handled like any message
+        if not is_blank(event.text):  # a caption: words we can keep, handled like any message
             return [notice] + await self._dispatch(Event(user=event.user, text=event.text, id=event.id), state)
         return [notice]
-
-    def _timezone(self, user: str, args: str) -> list[Reply]:
-        zone = args.strip()
-        if not zone:
-            current = self.ctx.journal.get_timezone(user) or self.ctx.settings.timezone
-            return [Reply(self.ctx.say("timezone_current", zone=current))]
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            return [Reply(self.ctx.say("timezone_unknown", zone=zone[:60]))]
-        self.ctx.journal.set_timezone(user, zone)
-        return [Reply(self.ctx.say("timezone_set", zone=zone))]
-
-    def greet(self, event: Event, state: dict) -> list[Reply]:
-        name = event.display_name or event.user.split(":", 1)[-1]
-        if event.onboarding:
-            zone = self.ctx.settings.timezone
-            return [Reply(self.ctx.say("onboarding", name=name)),
-                    Reply(self.ctx.say("onboarding_timezone", zone=zone),
-                          (Choice(zone, f"tz:{zone}"), Choice("Another time zone", "tz:other")))]
-        replies = [Reply(self.ctx.say("welcome", name=name))]
-        if state.get("reflect"):
-            replies.append(Reply(self.ctx.say("pending_at_start",
-                                              **self.reflection.describe_pending(state["reflect"]))))
-        return replies
-
-    # ----- choices (buttons) ------------------------------------------------
-
-    async def _on_choice(self, user: str, data: str, state: dict) -> list[Reply]:
-        reflect = state.get("reflect")
-        if data in (PAUSE, CARRY_ON):
-            return self._on_care_choice(user, data, state)
-        if data == "r:resume" and reflect:
-            return self.reflection.resume(reflect)
-        if data == "r:restart":
-            return self.reflection.restart(user, state)
-        if data.startswith("r:"):
-            if not reflect:
-                return [Reply(self.ctx.say("nothing_to_resume"))]
-            replies, entry = await self.reflection.on_choice(user, reflect, data)
-            return replies + self._finish(user, entry, state)
-        if data == "ci:start":
-            return self.mentoring.start(user, state)
-        if data == "ci:snooze":
-            return self.mentoring.snooze(user, "2h")
-        if data == "ci:skip":
-            return self.mentoring.skip(user)
-        if data == "rm:reflect":
-            return self.reflection.start(user, state)
-        if data == "mn:reply":
-            return self.mentoring.start_reply(user, state)
-        if data.startswith("share:"):
-            return self.sharing.on_choice(user, data, state)
-        if data.startswith("forget:"):
-            return self.sharing.forget_choice(user, data, state)
-        if data.startswith("rv:") and data[3:].isdigit():
-            return self.sharing.read(user, int(data[3:]))
-        if data.startswith("cm:") and data[3:].isdigit():
-            return self.sharing.start_comment(user, int(data[3:]), state)
-        if data == "tz:other":
-            return [Reply(self.ctx.say("timezone_other"))]
-        if data.startswith("tz:"):
-            return self._timezone(user, data[3:])
-        parts = data.split(":")
-        if parts[0] == "del" and len(parts) == 3 and parts[2].isdigit():
-            return self.journal.confirm_delete(user, int(parts[2]), parts[1] == "yes", state)
-        if parts[0] == "edit" and len(parts) >= 3 and parts[1].isdigit():
-            return self.journal.choose_field(user, int(parts[1]), ":".join(parts[2:]), state)
-        # A stale or forged button: say what we can do instead of guessing.
-        return [Reply(self.ctx.say("choose_option"))]
-
-    # ----- plain text -------------------------------------------------------
-
-    async def _on_text(self, user: str, text: str, state: dict) -> list[Reply]:
-        pending = state.get("pending")
-        if pending and pending["action"] == "care":
-            word = self.ctx.care.answer_word(text)
-            if word is not None:
-                return self._on_care_choice(user, word, state)
-            state.pop("pending", None)  # they went on writing: keep it, and leave the questions paused
-            return self._save_note(user, text, state)
-        if pending and pending["action"] == "delete":
-            word = text.strip().lower().rstrip(".!")
-            yes = word in ("yes", "y", "delete", "yes, delete")
-            replies = self.journal.confirm_delete(user, pending["number"], yes, state)
-            if yes or word in ("no", "n", "keep", "no, keep it"):
-                return replies
-            # They moved on: keep the entry and treat this message as it stands.
-            return replies + await self._on_text(user, text, state)
-        if pending and pending["action"] == "mentor_reply":
-            return self.mentoring.finish_reply(user, text, state)
-        if pending and pending["action"] == "comment":
-            return self.sharing.finish_comment(user, text, state)
-        if pending and pending["action"] in ("share", "forget"):
-            state.pop("pending", None)  # they moved on: nothing is shared or erased by a stray message
-            return [Reply(self.ctx.say("share_cancelled" if pending["action"] == "share" else "forget_kept"))] + \
-                await self._on_text(user, text, state)
-        if pending and pending["action"] == "edit":
-            if pending.get("field") is None:
-                return self.journal.pick_field_by_text(user, text, state)
-            return self.journal.apply_edit(user, text, state)
-        reflect = state.get("reflect")
-        if reflect and not self.ctx.is_idle(reflect["touched"]):
-            replies, entry = await self.reflection.on_text(user, reflect, text)
-            return replies + self._finish(user, entry, state)
-        return self._save_note(user, text, state)
-
-    def _finish(self, user: str, entry: Entry | None, state: dict) -> list[Reply]:
-        """Save a confirmed reflection; only then drop its in-progress state."""
-        if entry is None:
-            return []
-        state.pop("reflect", None)
-        # Entry and cleared state commit together: a crash can't leave both or neither.
-        saved = self.ctx.journal.add_entry(user, entry, self.ctx.embed(entry.full_text()), state=state)
-        if entry.week is not None:
-            self.mentoring.answered(user, entry.week)
-        return [Reply(self.ctx.say("reflection_saved", number=saved.number))]
-
-    def _store_note(self, user: str, text: str) -> Entry:
-        entry = Entry(kind="note", note=text, title=first_sentence(text, 80))
-        return self.ctx.journal.add_entry(user, entry, self.ctx.embed(text))
-
-    def _save_note(self, user: str, text: str, state: dict) -> list[Reply]:
-        saved = self._store_note(user, text)
-        if state.get("reflect"):
-            started = self.reflection.describe_pending(state["reflect"])["started"]
-            return [Reply(self.ctx.say("note_saved_with_pending", number=saved.number, started=started))]
-        return [Reply(self.ctx.say("note_saved", number=saved.number))]

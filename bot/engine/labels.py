@@ -2,9 +2,9 @@
 
 A heuristic, shown to the author before anything is shared: capitalised words
 that are not at the start of a sentence (and not common words), and acronyms,
-become "Person A", "Organisation B" and so on, the same name always getting
-the same label. Words that end like an organisation (Trust, Council, ...) mark
-the whole name as an organisation.
+become "Person A", "Organisation B" and so on (the words come from prompts),
+the same name always getting the same label. Words that end like an
+organisation (Trust, Council, ...) mark the whole name as an organisation.
 """
 
 from __future__ import annotations
@@ -26,15 +26,17 @@ def _mid_sentence_capitals(text: str) -> set[str]:
     return found
 
 
-def pseudonymise(text: str, common: set[str], context: str = "") -> str:
+def pseudonymise(text: str, common: set[str], kinds: tuple[str, str], context: str = "") -> str:
     """Swap names for labels; `common` lists capitalised words that are not names (lower case).
 
     A capitalised word at the start of a sentence is taken for a name only if it is written
     with a capital mid-sentence somewhere in `context` (all the user's words) as well.
+    `kinds` are the words for a person and an organisation (prompts/messages.toml).
     """
+    person, organisation = kinds
     names_elsewhere = _mid_sentence_capitals(context or text)
     labels: dict[str, str] = {}
-    counters = {"Person": 0, "Organisation": 0}
+    counters = {person: 0, organisation: 0}
 
     def label_for(name: str) -> str:
         key = name.lower()
@@ -44,7 +46,7 @@ def pseudonymise(text: str, common: set[str], context: str = "") -> str:
             if known:
                 return labels[known]
         if key not in labels:
-            kind = "Organisation" if (set(key.split()) & ORG_WORDS or name.isupper()) else "Person"
+            kind = organisation if (set(key.split()) & ORG_WORDS or name.isupper()) else person
             labels[key] = f"{kind} {string.ascii_uppercase[counters[kind] % 26]}"
             counters[kind] += 1
         return labels[key]

@@ -2,25 +2,33 @@
 
 A check-in is answered like a reflection (its week's questions, with the same
 critical-friend follow-ups and literature ideas) and saved as a journal entry
-linked to the programme week. A mentor sees progress (counts and dates) and
-never content, unless the mentee shares an entry.
+linked to the programme week. A mentor sees progress (the week a mentee is on,
+counts and dates) and never content, unless the mentee shares an entry. Notes
+between mentor and mentee are threads (reply_commands). What the scheduler
+sends (a check-in, a reminder, a mentor's digest) is written here too, from
+prompts/messages.toml.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .context import Context
+from .inputs import InputError, is_blank, parse_days, parse_time
 from .records import Choice, Reply
+from .reflection import REFLECT
+from .registry import JOURNALING, Button, Call, Registry
 
 DURATION_RE = re.compile(r"^(\d{1,3})\s*(m|min|mins|minutes|h|hr|hrs|hours|d|days?)$", re.I)
-DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+#: A delivered check-in's buttons: start it, snooze it two hours, skip the week.
+CHECKIN = Button("ci", r"(start|snooze|skip)")
 
 
 def parse_until(text: str, now: datetime, tz) -> datetime | None:
-    """'2h', '30m', '3d', '17:30' (today or tomorrow) or '2026-12-01' -> an instant; None if not understood."""
-    text = text.strip().lower()
+    """'2h', '30m', '3d', '17:30' (today or tomorrow), '2026-12-01' or 'until 2026-12-01' -> an instant."""
+    text = text.strip().lower().removeprefix("until").strip()
     match = DURATION_RE.match(text)
     if match:
         n, unit = int(match.group(1)), match.group(2)[0]
@@ -39,10 +47,27 @@ def parse_until(text: str, now: datetime, tz) -> datetime | None:
     return None
 
 
+def _same_person(word: str, name: str, handle: str) -> bool:
+    """Whether the first word of "/note WORD TEXT" names this person (first name, name or handle)."""
+    word = word.lower()
+    return word in (name.lower(), name.split()[0].lower() if name.split() else "", handle.lower(),
+                    handle.split(":", 1)[-1].lower())
+
+
 class MentoringCommands:
-    def __init__(self, ctx: Context, reflection):
+    def __init__(self, ctx: Context, reflection, journal, replies):
         self.ctx = ctx
         self.reflection = reflection
+        self.journal = journal
+        self.replies = replies
+
+    def register(self, r: Registry) -> None:
+        r.command("checkins", lambda call: self.checkins(call.user, call.args), ("mentee",))
+        r.command("snooze", lambda call: self.snooze(call.user, call.args), ("mentee",))
+        r.command("pause", lambda call: self.pause(call.user, call.args), ("mentee",))
+        r.command("remind", lambda call: self.remind(call.user, call.args), JOURNALING)
+        r.command("mentees", lambda call: self.mentees(call.user), ("mentor",))
+        r.button(CHECKIN, self.on_button)
 
     @property
     def port(self):
@@ -55,11 +80,70 @@ class MentoringCommands:
         return pairing, self.ctx.prompts.programmes.get(pairing[1])
 
     def _describe(self, view) -> str:
-        days = ", ".join(DAY_NAMES[d] for d in view.days)
-        state = " (paused)" if view.paused else ""
-        return f"{days} at {view.at} ({view.timezone}){state}; next: {self.ctx.local(view.next_slot)}"
+        say = self.ctx.say
+        days = ", ".join(say("day_names").split(",")[d].strip() for d in view.days)
+        if view.paused:
+            state = say("schedule_paused_until", until=self.ctx.local_day(view.paused_until)) if view.paused_until \
+                else say("schedule_paused")
+        else:
+            state = say("schedule_next", next=self.ctx.local(view.next_slot))
+        return say("schedule", days=days, at=view.at, zone=view.timezone, state=state)
 
-    # ----- /checkins ------------------------------------------------------------------------------
+    # ----- what the scheduler sends ---------------------------------------------------------------
+
+    def scheduled_message(self, handle: str, kind: str, week: int | None) -> dict:
+        """A check-in, a reminder to reflect, or a mentor's weekly digest, as a notice payload."""
+        say = self.ctx.say
+        if kind == "checkin":
+            pairing = self.port.pairing_of(handle)
+            programme = self.ctx.prompts.programmes.get(pairing[1]) if pairing else None
+            if programme is not None and week is not None and week <= len(programme.weeks):
+                w = programme.weeks[week - 1]
+                return {"text": say("checkin_message", checkin=w.checkin, week=week, weeks=len(programme.weeks),
+                                    mentor=w.mentor),
+                        "choices": [[say("button_checkin_start"), CHECKIN.data("start")],
+                                    [say("button_checkin_snooze"), CHECKIN.data("snooze")],
+                                    [say("button_checkin_skip"), CHECKIN.data("skip")]]}
+        if kind == "digest":
+            week_ago = self.ctx.now() - timedelta(days=7)
+            lines = []
+            for p in self.port.mentees_of(handle):
+                answered, skipped = self.port.answered_since(p.handle, week_ago)
+                change = say("digest_change", answered=answered, skipped=skipped) if answered or skipped \
+                    else say("digest_no_change")
+                lines.append(say("digest_line", name=p.name, change=change, week=p.week,
+                                 weeks=self._weeks(p.programme), answered=p.answered,
+                                 paused=say("paused_suffix") if p.paused else ""))
+            return {"text": say("digest_message", lines="\n".join(lines) or say("no_mentees"))}
+        return {"text": say("reminder_message"), "choices": [[say("button_reflect_now"), REFLECT.data("new")]]}
+
+    def _weeks(self, programme: str) -> int:
+        found = self.ctx.prompts.programmes.get(programme)
+        return len(found.weeks) if found else 0
+
+    def waiting_checkin(self, user: str) -> list[Reply]:
+        """This week's check-in, if it has come and is still open, unless its notice is about to be shown."""
+        if self.port is None or self.ctx.notices is None:
+            return []
+        if any(n.kind == "checkin" for n in self.ctx.notices.pending(user)):
+            return []
+        week = self.port.due_week(user, self.ctx.now())
+        if week is None:
+            return []
+        message = self.scheduled_message(user, "checkin", week)
+        return [Reply(message["text"], tuple(Choice(label, data) for label, data in message.get("choices", [])))]
+
+    def paired_notices(self, mentor: str, mentee: str, programme: str) -> list[tuple[str, dict]]:
+        """What the mentee and the mentor are told when an admin pairs them: (handle, notice) pairs."""
+        say, found = self.ctx.say, self.ctx.prompts.programmes[programme]
+        mentee_name, mentor_name = self.ctx.journal.display_name(mentee), self.ctx.journal.display_name(mentor)
+        view = self.port.schedule(mentee, "checkin")
+        schedule = self._describe(view) if view else say("not_yet")
+        return [(mentee, {"text": say("paired_mentee", mentor=mentor_name, title=found.title, intro=found.intro,
+                                      schedule=schedule)}),
+                (mentor, {"text": say("paired_mentor", mentee=mentee_name, title=found.title)})]
+
+    # ----- /checkins and /remind ------------------------------------------------------------------
 
     def checkins(self, user: str, args: str) -> list[Reply]:
         if self.port is None:
@@ -68,38 +152,38 @@ class MentoringCommands:
             self.ctx.tick()  # anything due now arrives with this answer (the console has no push)
         if args.strip():
             return self._set_schedule(user, "checkin", args)
+        say = self.ctx.say
         pairing, programme = self._programme(user)
         view = self.port.schedule(user, "checkin")
         lines = []
+        week = self.port.current_week(user)
         if programme is not None:
-            week = self.port.current_week(user)
-            lines.append(self.ctx.say("checkins_programme", title=programme.title,
-                                      week=min(week, len(programme.weeks)), weeks=len(programme.weeks)))
-        lines.append(self.ctx.say("checkins_schedule", schedule=self._describe(view)) if view
-                     else self.ctx.say("checkins_none"))
-        lines.append(self.ctx.say("checkins_help"))
+            lines.append(say("checkins_programme", title=programme.title, week=min(week, len(programme.weeks)),
+                             weeks=len(programme.weeks)))
+        lines.append(say("checkins_schedule", schedule=self._describe(view)) if view else say("checkins_none"))
+        lines.append(say("checkins_help"))
+        waiting = self.waiting_checkin(user)
         choices = ()
-        if programme is not None and self.port.current_week(user) <= len(programme.weeks):
-            choices = (Choice("Start this week's check-in", "ci:start"),)
-        return [Reply("\n".join(lines), choices)]
+        if programme is not None and week <= len(programme.weeks) and not waiting:
+            choices = (Choice(say("button_checkin_now"), CHECKIN.data("start")),)
+        return waiting + [Reply("\n".join(lines), choices)]
 
     def _set_schedule(self, user: str, kind: str, args: str) -> list[Reply]:
-        from bot.scheduler.slots import parse_days, parse_time  # pure time arithmetic
         parts = args.split()
         if len(parts) < 2:
             return [Reply(self.ctx.say("checkins_usage"))]
         try:
             days = parse_days(parts[0])
             parse_time(parts[1])
-        except ValueError as exc:
-            return [Reply(self.ctx.say("checkins_bad", problem=str(exc)))]
+        except InputError as exc:
+            return [Reply(self.ctx.say(exc.key, **exc.values))]
         zone = parts[2] if len(parts) > 2 else (self.ctx.journal.get_timezone(user) or self.ctx.settings.timezone)
         try:
-            from zoneinfo import ZoneInfo
             ZoneInfo(zone)
-        except Exception:
+        except (ZoneInfoNotFoundError, ValueError):
             return [Reply(self.ctx.say("timezone_unknown", zone=zone[:60]))]
-        view = self.port.set_schedule(user, kind, days, parts[1], zone, self.ctx.now())
+        at = parse_time(parts[1]).strftime("%H:%M")
+        view = self.port.set_schedule(user, kind, days, at, zone, self.ctx.now())
         key = "checkins_set" if kind == "checkin" else "reminder_set"
         return [Reply(self.ctx.say(key, schedule=self._describe(view)))]
 
@@ -107,7 +191,7 @@ class MentoringCommands:
         if self.port is None:
             return [Reply(self.ctx.say("checkins_unavailable"))]
         if args.strip().lower() == "off":
-            self.port.pause(user, None)
+            self.port.stop(user, "reminder")
             return [Reply(self.ctx.say("reminder_off"))]
         if not args.strip():
             view = self.port.schedule(user, "reminder")
@@ -116,6 +200,14 @@ class MentoringCommands:
         return self._set_schedule(user, "reminder", args)
 
     # ----- answering, snoozing, skipping, pausing ----------------------------------------------
+
+    def on_button(self, call: Call) -> list[Reply]:
+        action = call.values[0]
+        if action == "start":
+            return self.start(call.user, call.state)
+        if action == "snooze":
+            return self.snooze(call.user, "2h")
+        return self.skip(call.user)
 
     def start(self, user: str, state: dict) -> list[Reply]:
         pairing, programme = self._programme(user)
@@ -157,8 +249,9 @@ class MentoringCommands:
                 return [Reply(self.ctx.say("pause_usage"))]
         if self.port is None or not self.port.pause(user, until):
             return [Reply(self.ctx.say("checkins_none"))]
-        key = "paused_until" if until else "paused"
-        return [Reply(self.ctx.say(key, until=self.ctx.local(until) if until else ""))]
+        if until is None:
+            return [Reply(self.ctx.say("paused"))]
+        return [Reply(self.ctx.say("paused_until", until=self.ctx.local_day(until)))]
 
     def resume_schedule(self, user: str) -> list[Reply] | None:
         """/resume with no reflection in progress: resume paused check-ins, if any."""
@@ -172,37 +265,33 @@ class MentoringCommands:
         rows = self.port.mentees_of(user) if self.port else []
         if not rows:
             return [Reply(self.ctx.say("no_mentees"))]
-        lines = [self.ctx.say("mentees_header")]
+        say = self.ctx.say
+        lines = [say("mentees_header")]
         for p in rows:
-            last = self.ctx.local(p.last_checkin) if p.last_checkin else "none yet"
-            paused = ", paused" if p.paused else ""
-            lines.append(f"{p.name}: {p.answered} weeks answered, {p.skipped} skipped, "
-                         f"last check-in {last}{paused}")
+            weeks = self._weeks(p.programme)
+            lines.append(say("mentee_line", name=p.name, week=min(p.week, weeks), weeks=weeks,
+                             last=self.ctx.local(p.last_answer) if p.last_answer else say("not_yet"),
+                             answered=p.answered, skipped=p.skipped,
+                             paused=say("paused_suffix") if p.paused else ""))
+        lines.append(say("mentees_footer"))
         return [Reply("\n".join(lines))]
 
-    def mentee_named(self, mentor: str, name: str):
-        for p in self.port.mentees_of(mentor) if self.port else []:
-            if name.lower() in (p.name.lower(), p.handle.lower(), p.handle.split(":", 1)[-1].lower()):
-                return p
+    def addressed_note(self, call: Call) -> list[Reply] | None:
+        """"/note NAME TEXT" from a mentor to a mentee, or from a mentee to their mentor; None if neither."""
+        first, _, rest = call.args.partition(" ")
+        rest = rest.strip()
+        if self.port is None or is_blank(rest):
+            return None
+        mentees = self.port.mentees_of(call.user)
+        for p in mentees:
+            if _same_person(first, p.name, p.handle):
+                return self.replies.post(call.user, "p", p.pairing_id, rest)
+        pairing = self.port.pairing(call.user)
+        if pairing is not None and _same_person(first, pairing.mentor_name, pairing.mentor):
+            return self.replies.post(call.user, "p", pairing.id, rest)
+        if "mentor" in self.ctx.roles(call.user):
+            # Perhaps meant for someone who isn't their mentee: say so, and keep it rather than lose it.
+            names = ", ".join(p.name for p in mentees) or self.ctx.say("nobody")
+            return self.journal.save_note(call.user, call.args, call.state) + \
+                [Reply(self.ctx.say("note_not_a_mentee", name=first[:40], mentees=names))]
         return None
-
-    def note_to_mentee(self, mentor: str, mentee, text: str) -> list[Reply]:
-        self.ctx.sharing.notify(mentee.handle, {"text": self.ctx.say("note_from_mentor", text=text),
-                                                "choices": [["Reply", "mn:reply"]]})
-        return [Reply(self.ctx.say("note_sent", name=mentee.name))]
-
-    def start_reply(self, user: str, state: dict) -> list[Reply]:
-        pairing = self.port.pairing_of(user) if self.port else None
-        if pairing is None:
-            return [Reply(self.ctx.say("no_programme"))]
-        state["pending"] = {"action": "mentor_reply"}
-        return [Reply(self.ctx.say("reply_prompt"))]
-
-    def finish_reply(self, user: str, text: str, state: dict) -> list[Reply]:
-        state.pop("pending", None)
-        pairing = self.port.pairing_of(user) if self.port else None
-        if pairing is None:
-            return [Reply(self.ctx.say("no_programme"))]
-        name = self.ctx.journal.display_name(user)
-        self.ctx.sharing.notify(pairing[0], {"text": self.ctx.say("reply_from_mentee", name=name, text=text)})
-        return [Reply(self.ctx.say("comment_sent"))]

@@ -1,7 +1,8 @@
 """The engine's ports: the small Protocols through which it reaches the outside.
 
-The engine depends on these shapes only. storage/ implements Journal, bot/llm
-implements Generator, bot/retrieval implements Literature and Embedder. Tests
+The engine depends on these shapes only. storage/ implements Journal, People,
+Notices, Sharing and Mentoring, bot/llm implements Generator, bot/retrieval
+implements Literature and Embedder. Tests
 may pass their own implementations where they must control a boundary (a
 clock, a model that fails).
 """
@@ -44,7 +45,8 @@ class Clock(Protocol):
 class Journal(Protocol):
     """A user's own journal and conversation state. Decrypts for its owner only."""
 
-    def ensure_user(self, user: str, display_name: str = "") -> None: ...
+    def ensure_user(self, user: str, display_name: str = "") -> bool:
+        """Create the user if new; False if their access was removed (they are then told so, nothing more)."""
 
     def add_entry(self, user: str, entry: Entry, vector: Sequence[float] | None,
                   state: dict | None = None) -> Entry:
@@ -69,8 +71,12 @@ class Journal(Protocol):
     def next_number(self, user: str) -> int:
         """The number the user's next entry will get."""
 
+    def reserve_number(self, user: str) -> int:
+        """Take the user's next entry number now (committed at once), for an entry saved later."""
+
     def apply(self, user: str, ops: list[tuple], state: dict) -> list[Entry]:
-        """Apply buffered writes ("add", "update", "delete", "timezone") and the state in one transaction."""
+        """Apply buffered writes ("add" with its reserved number, "update", "delete", "timezone", "week",
+        "notices_seen") and the state in one transaction."""
 
     def get_timezone(self, user: str) -> str | None: ...
 
@@ -101,12 +107,29 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
 
-class Sharing(Protocol):
-    """Consent-based sharing and the people around a user. Readers only ever reach active shares."""
+class People(Protocol):
+    """Who someone is allowed to be: their roles, and joining by an invitation code."""
 
-    def role(self, user: str) -> str: ...
+    def roles(self, user: str) -> tuple[str, ...]: ...
+
+    def redeem(self, code: str, user: str, display_name: str = "") -> str | None:
+        """Use an invitation: the role it gives, or None if unknown, used by someone else or expired."""
+
+
+class Notices(Protocol):
+    """Messages waiting for a person (a check-in, a comment, a note), each with `id`, `kind`, `payload`."""
+
+    def notify(self, user: str, payload: dict, kind: str = "", source: str | None = None) -> bool: ...
+
+    def pending(self, user: str) -> list: ...
+
+
+class Sharing(Protocol):
+    """Consent-based sharing, supervision and comment threads. Readers only ever reach active shares."""
 
     def readers_for(self, owner: str) -> list: ...
+
+    def is_reader(self, user: str) -> bool: ...
 
     def share(self, owner: str, number: int, reader: str, scope: str, labelled: bool, content: str) -> int: ...
 
@@ -116,19 +139,24 @@ class Sharing(Protocol):
 
     def access_log(self, owner: str) -> list: ...
 
+    def thread(self, owner: str, number: int) -> list:
+        """Every comment and answer on the owner's entry, oldest first."""
+
     def visible(self, viewer: str) -> list: ...
 
     def team(self, supervisor: str) -> list: ...
 
     def read(self, viewer: str, share_id: int): ...
 
-    def comment(self, author: str, share_id: int, text: str) -> tuple[str, int] | None: ...
+    def comment(self, author: str, share_id: int, text: str):
+        """Add to a share's thread; who should hear of it (recipient, number, by_reader), or None."""
+
+    def other_party(self, user: str, share_id: int) -> str | None: ...
+
+    def latest_to(self, user: str, number: int | None = None):
+        """The newest comment someone else made in this person's threads (share_id, when), or None."""
 
     def comments_for_owner(self, owner: str) -> list: ...
-
-    def notify(self, user: str, payload: dict) -> None: ...
-
-    def take_notifications(self, user: str) -> list[dict]: ...
 
 
 class Lifecycle(Protocol):
@@ -138,21 +166,38 @@ class Lifecycle(Protocol):
 
 
 class Mentoring(Protocol):
-    """Pairings, schedules and progress (counts and dates, never content)."""
+    """Pairings, schedules, progress (counts and dates) and notes between mentor and mentee."""
 
     def pairing_of(self, mentee: str) -> tuple[str, str, object] | None: ...
 
+    def pairing(self, mentee: str): ...
+
+    def pairing_by_id(self, pairing_id: int, member: str): ...
+
     def mentees_of(self, mentor: str) -> list: ...
 
+    def answered_since(self, mentee: str, since) -> tuple[int, int]: ...
+
     def current_week(self, mentee: str) -> int: ...
+
+    def due_week(self, mentee: str, now) -> int | None: ...
+
+    def post(self, author: str, pairing_id: int, text: str):
+        """A note to the other side of the pairing; who should hear of it (recipient, to_mentee), or None."""
+
+    def latest_note_to(self, user: str): ...
+
+    def notes_of(self, mentee: str) -> list: ...
 
     def schedule(self, user: str, kind: str): ...
 
     def set_schedule(self, user: str, kind: str, days: tuple[int, ...], at: str, zone: str, now) -> object: ...
 
-    def pause(self, user: str, until) -> bool: ...
+    def stop(self, user: str, kind: str) -> bool: ...
 
-    def resume(self, user: str, now) -> bool: ...
+    def pause(self, user: str, until, kinds: tuple[str, ...] = ("checkin",)) -> bool: ...
+
+    def resume(self, user: str, now, kinds: tuple[str, ...] = ("checkin",)) -> bool: ...
 
     def snooze(self, user: str, until) -> bool: ...
 

@@ -150,15 +150,24 @@ class FollowupRules(_Strict):
     quote: QuoteRules
 
 
-def checkin_protocol(programme: Programme, week: int, bank: Bank) -> Protocol:
+class CommandText(_Strict):
+    """How a command is shown: prompts/commands.toml."""
+
+    usage: str = Field(pattern=r"^/[a-z][a-z0-9_]{0,31}( .*)?$")
+    help: str = Field(min_length=1, max_length=200)
+    menu: str = Field(min_length=3, max_length=256)  # Telegram's limits for a command's description
+
+
+def checkin_protocol(programme: Programme, week: int, bank: Bank, messages: dict[str, str]) -> Protocol:
     """A week's check-in as a reflection protocol: its questions, with follow-ups, in order."""
     w = programme.weeks[week - 1]
     sections = ("what", "so_what", "now_what")
-    steps = tuple(Step(id=f"q{i + 1}", title=f"Question {i + 1}", question=q, followup=True, own_reading=i == 0,
-                       section=sections[min(i, 2)], fallbacks=bank.fallbacks, frames=bank.frames)
+    steps = tuple(Step(id=f"q{i + 1}", title=messages["checkin_question_title"].format(number=i + 1), question=q,
+                       followup=True, own_reading=i == 0, section=sections[min(i, 2)],
+                       fallbacks=bank.fallbacks, frames=bank.frames)
                   for i, q in enumerate(w.questions))
-    return Protocol(name=f"checkin:{programme.name}:{week}", title=f"Week {week}: {w.title}", intro=w.checkin,
-                    steps=steps)
+    return Protocol(name=f"checkin:{programme.name}:{week}",
+                    title=messages["checkin_title"].format(week=week, title=w.title), intro=w.checkin, steps=steps)
 
 
 class GuardLimits(_Strict):
@@ -184,44 +193,77 @@ class Template(_Strict):
 
 # Every message key the engine uses, with the placeholders it fills.
 MESSAGE_KEYS: dict[str, set[str]] = {
-    "welcome": {"name"}, "help": set(), "privacy": {"data_dir"},
-    "unknown_command": {"command"}, "empty": set(), "binary": set(), "too_long": {"length", "limit"},
-    "note_saved": {"number"}, "note_saved_with_pending": {"number", "started"}, "note_usage": set(),
-    "model_unavailable": set(), "no_entries": set(), "journal_header": set(),
+    "welcome": {"name"}, "privacy": {"data_dir"}, "unknown_command": {"command"}, "empty": set(), "binary": set(),
+    "too_long": {"length", "limit"}, "note_saved": {"number"}, "note_saved_with_pending": {"number", "started"},
+    "note_usage": set(), "model_unavailable": set(), "no_entries": set(), "journal_header": set(),
     "journal_more": {"shown", "total"}, "not_found": {"number"}, "number_usage": {"command"},
-    "delete_confirm": {"number", "label"}, "deleted": {"number"}, "delete_kept": {"number"},
-    "edit_which": {"number"}, "edit_prompt": {"field", "current"}, "edit_tags_prompt": {"current"},
+    "delete_confirm": {"label", "number"}, "deleted": {"number"}, "delete_kept": {"number"},
+    "edit_which": {"number"}, "edit_prompt": {"current", "field"}, "edit_tags_prompt": {"current"},
     "edited": {"number"}, "edit_cancelled": set(), "search_usage": set(), "search_none": {"query"},
-    "search_header": {"query"}, "nothing_to_resume": set(), "nothing_to_cancel": set(),
-    "cancelled": set(), "resume_or_restart": {"started", "step", "total"},
-    "pending_at_start": {"started", "step", "total"}, "not_in_reflection": {"command"},
-    "summary_proposal": {"summary", "tags"}, "summary_all_skipped": set(), "summary_own_part": set(),
-    "summary_edit_prompt": set(), "tags_updated": {"tags"},
-    "reflection_saved": {"number"}, "literature": {"idea", "title", "citation"},
-    "choose_option": set(), "error": set(),
-    "onboarding": {"name"}, "onboarding_timezone": {"zone"}, "timezone_current": {"zone"},
-    "timezone_set": {"zone"}, "timezone_unknown": {"zone"}, "timezone_other": set(),
+    "search_header": {"query"}, "nothing_to_resume": set(), "nothing_to_cancel": set(), "cancelled": set(),
+    "resume_or_restart": {"started", "step", "total"}, "pending_at_start": {"started", "step", "total"},
+    "not_in_reflection": {"command"}, "summary_proposal": {"summary", "tags"},
+    "summary_own_part": set(), "summary_edit_prompt": set(),
+    "tags_updated": {"tags"}, "reflection_saved": {"number"}, "literature": {"citation", "idea", "title"},
+    "choose_option": set(), "error": set(), "not_saved": set(), "not_saved_disk_full": set(),
+    "access_removed": set(), "onboarding": {"name"}, "onboarding_timezone": {"zone"},
+    "timezone_current": {"zone"}, "timezone_set": {"zone"}, "timezone_unknown": {"zone"}, "timezone_other": set(),
     "edited_message": set(), "sticker_received": set(), "photo_received": set(), "voice_received": set(),
-    "document_received": set(), "unsupported_media": set(),
-    "stranger": set(), "invite_invalid": set(), "group_left": set(), "queue_wait": {"ahead"},
-    "sharing_unavailable": set(), "share_no_readers": set(), "share_who": {"number"}, "share_scope": set(),
-    "share_labels": set(), "share_preview": {"content"}, "share_cancelled": set(), "shared_done": {"number"},
-    "unshared": {"number"}, "not_shared": {"number"}, "nothing_shared": set(), "shared_header": set(),
-    "access_none": set(), "access_header": set(), "supervisors_only": set(), "team_empty": set(),
-    "team_header": set(), "review_empty": set(), "review_header": set(), "not_shared_with_you": set(),
-    "comment_prompt": set(), "comment_sent": set(), "comment_from_supervisor": {"number", "text"},
-    "comment_from_author": {"number", "text"}, "export_ready": {"count"}, "export_json": set(),
+    "document_received": set(), "unsupported_media": set(), "stranger": set(), "invite_invalid": set(),
+    "group_left": set(), "queue_wait": {"ahead"}, "sharing_unavailable": set(), "share_no_readers": set(),
+    "share_who": {"number"}, "share_scope": set(), "share_labels": set(), "share_preview": {"content"},
+    "share_cancelled": set(), "shared_done": {"number"}, "unshared": {"number"}, "not_shared": {"number"},
+    "nothing_shared": set(), "shared_header": set(), "access_none": set(), "access_header": set(),
+    "supervisors_only": set(), "team_empty": set(), "team_header": set(), "review_empty": set(),
+    "review_header": set(), "not_shared_with_you": set(), "comment_from_supervisor": {"name", "number", "text"},
+    "comment_from_author": {"name", "number", "text"}, "export_ready": {"count"}, "export_json": set(),
     "forget_first": set(), "forget_second": set(), "forget_kept": set(), "forgotten": set(),
     "checkins_unavailable": set(), "checkins_programme": {"title", "week", "weeks"},
     "checkins_schedule": {"schedule"}, "checkins_none": set(), "checkins_help": set(), "checkins_usage": set(),
-    "checkins_bad": {"problem"}, "checkins_set": {"schedule"}, "reminder_set": {"schedule"}, "reminder_off": set(),
-    "reminder_current": {"schedule"}, "reminder_usage": set(), "no_programme": set(), "programme_done": set(),
-    "snooze_usage": set(), "nothing_to_snooze": set(), "snoozed": {"until"}, "week_skipped": {"week"},
-    "pause_usage": set(), "paused": {"until"}, "paused_until": {"until"}, "checkins_resumed": set(),
-    "no_mentees": set(), "mentees_header": set(), "note_from_mentor": {"text"}, "note_sent": {"name"},
-    "reply_prompt": set(), "reply_from_mentee": {"name", "text"},
-    "checkin_message": {"checkin", "week", "weeks", "mentor"}, "reminder_message": set(),
-    "digest_message": {"lines"}, "paired_mentee": {"mentor", "title", "intro"}, "paired_mentor": {"mentee", "title"},
+    "bad_day": {"day"}, "bad_time": {"time"}, "checkins_set": {"schedule"}, "reminder_set": {"schedule"},
+    "reminder_off": set(), "reminder_current": {"schedule"}, "reminder_usage": set(), "no_programme": set(),
+    "programme_done": set(), "snooze_usage": set(), "nothing_to_snooze": set(), "snoozed": {"until"},
+    "week_skipped": {"week"}, "pause_usage": set(), "paused": set(), "paused_until": {"until"},
+    "checkins_resumed": set(), "no_mentees": set(), "mentees_header": set(), "note_from_mentor": {"name", "text"},
+    "reply_prompt": {"name"}, "checkin_message": {"checkin", "mentor", "week", "weeks"}, "reminder_message": set(),
+    "digest_message": {"lines"}, "paired_mentee": {"intro", "mentor", "schedule", "title"},
+    "paired_mentor": {"mentee", "title"}, "help_header": set(), "help_also": set(), "help_line": {"help", "usage"},
+    "invite_accepted": {"role"}, "privacy_nothing_shared": set(), "privacy_shared": set(),
+    "privacy_mentor": {"mentor"}, "forwarded_note": {"text"}, "button_skip": set(), "button_back": set(),
+    "button_save": set(), "button_edit_summary": set(), "button_go_on": set(), "button_start_again": set(),
+    "button_drop_reflection": set(), "button_keep_reflection": set(), "button_other_timezone": set(),
+    "button_delete_yes": set(), "button_delete_no": set(), "button_reader": {"name", "role"},
+    "button_scope_summary": set(), "button_scope_full": set(), "button_labels_yes": set(),
+    "button_labels_no": set(), "button_share_yes": set(), "button_share_no": set(), "button_read": set(),
+    "button_read_item": {"name", "number"}, "button_comment": set(), "button_answer": set(), "button_reply": set(),
+    "button_forget_first": set(), "button_forget_second": set(), "button_forget_no": set(),
+    "button_checkin_start": set(), "button_checkin_snooze": set(), "button_checkin_skip": set(),
+    "button_checkin_now": set(), "button_reflect_now": set(), "none": set(), "nobody": set(), "empty_text": set(),
+    "skipped": set(), "not_yet": set(), "you": set(), "label_person": set(), "label_organisation": set(),
+    "scope_summary": set(), "scope_full": set(), "kind_reflection": set(), "kind_note": set(),
+    "kind_checkin": {"week"}, "day_names": set(), "step_question": {"question", "step", "total"},
+    "step_answer_before": {"answer"}, "summary_all_skipped": set(), "cancel_confirm": {"started", "step", "total"},
+    "cancel_kept": set(), "journal_line": {"kind", "label", "number", "tags", "when"},
+    "journal_line_tags": {"tags"}, "show_header": {"kind", "number", "when"}, "show_summary": {"summary"},
+    "show_tags": {"tags"}, "show_idea": {"idea"}, "field_note": set(), "field_summary": set(), "field_tags": set(),
+    "thread_header": set(), "thread_line": {"name", "text", "when"}, "thread_reply_hint": {"number"},
+    "shared_line": {"number", "reader", "role", "scope", "since"},
+    "access_line": {"name", "number", "role", "when"}, "team_line": {"count", "name"},
+    "review_line": {"name", "number", "scope", "since"}, "read_header": {"name", "number"},
+    "shared_with_you": {"name", "number", "scope"}, "supervisor_linked": {"supervisor"},
+    "supervisee_linked": {"spanner"}, "reply_sent": {"name"}, "reply_nothing": set(),
+    "reply_no_thread": {"number"}, "reply_closed": set(), "note_from_mentee": {"name", "text"},
+    "note_not_a_mentee": {"mentees", "name"}, "schedule": {"at", "days", "state", "zone"},
+    "schedule_next": {"next"}, "schedule_paused": set(), "schedule_paused_until": {"until"},
+    "paused_suffix": set(), "mentee_line": {"answered", "last", "name", "paused", "skipped", "week", "weeks"},
+    "mentees_footer": set(), "digest_line": {"answered", "change", "name", "paused", "week", "weeks"},
+    "digest_change": {"answered", "skipped"}, "digest_no_change": set(), "export_file_name": {"date"}, "export_title": set(),
+    "export_intro": {"count", "when"}, "export_entry": {"kind", "number", "when"}, "export_what": set(),
+    "export_so_what": set(), "export_now_what": set(), "export_summary": {"summary"}, "export_tags": {"tags"},
+    "export_idea": {"idea"}, "export_sharing": set(), "export_share_line": {"number", "role", "scope", "since"},
+    "export_comment_line": {"number", "text", "when", "who"}, "export_read_line": {"number", "role", "when"},
+    "export_notes": set(), "export_note_line": {"text", "when", "who"}, "checkin_title": {"title", "week"},
+    "checkin_question_title": {"number"},
 }
 
 
@@ -236,6 +278,8 @@ class PromptData:
     programmes: dict[str, Programme]
     safety: SafetyRules
     followups: FollowupRules
+    commands: dict[str, CommandText]
+    commands_file: str = "prompts/commands.toml"  # where the commands' words came from, for error messages
 
     def say(self, key: str, **values: object) -> str:
         return self.messages[key].format(**values)
@@ -270,6 +314,18 @@ def _line_of(text: str, loc: tuple) -> int | None:
             if re.match(rf"\s*{re.escape(key)}\s*=", ln):
                 return i + 1
     return None
+
+
+def _line_in_table(text: str, table: str, key: str) -> int:
+    """The line of `key` under [table] (or of the table itself), for an error message."""
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == f"[{table}]"), 0)
+    for i in range(start + 1, len(lines)):
+        if lines[i].startswith("["):
+            break
+        if re.match(rf"\s*{re.escape(key)}\s*=", lines[i]):
+            return i + 1
+    return start + 1
 
 
 def _load_toml(path: Path) -> tuple[dict, str]:
@@ -352,8 +408,27 @@ def load_prompt_data(prompts_dir: Path) -> PromptData:
                                   f"differs from the file name; fix: set name = \"{path.stem}\"")
         programmes[programme.name] = programme
         for week in range(1, len(programme.weeks) + 1):
-            proto = checkin_protocol(programme, week, followups.checkin)
+            proto = checkin_protocol(programme, week, followups.checkin, messages)
             protocols[proto.name] = proto
+
+    cpath = prompts_dir / "commands.toml"
+    cdata, ctext = _load_toml(cpath)
+    commands: dict[str, CommandText] = {}
+    for name, table in cdata.items():
+        if not isinstance(table, dict):
+            raise PromptDataError(f"{cpath}: line {_line_of(ctext, (name,)) or 1}: {name}: not a table; "
+                                  f"fix: write [{name}] with usage, help and menu under it")
+        try:
+            text = CommandText.model_validate(table)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            raise PromptDataError(f"{cpath}: line {_line_in_table(ctext, name, field)}: [{name}] {field}: "
+                                  f"{err['msg']}; fix: give [{name}] a usage, a help line and a menu text") from None
+        if text.usage.split()[0] != f"/{name}":
+            raise PromptDataError(f"{cpath}: [{name}]: usage {text.usage!r} does not start with /{name}; "
+                                  f"fix: begin it with /{name}")
+        commands[name] = text
 
     templates: dict[str, Template] = {}
     for task in ("followup", "summary"):
@@ -363,4 +438,4 @@ def load_prompt_data(prompts_dir: Path) -> PromptData:
     safety = load_safety(prompts_dir, _load_toml, _validate)
     return PromptData(protocols=protocols, messages={k: str(v) for k, v in messages.items()},
                       guard=guard, templates=templates, programmes=programmes, safety=safety,
-                      followups=followups)
+                      followups=followups, commands=commands, commands_file=str(cpath))

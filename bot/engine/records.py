@@ -1,14 +1,17 @@
 """Plain data the engine passes across its ports: events in, replies out, entries.
 
-Nothing here knows about Telegram, SQL or llama.cpp. Storage adapters fill and
-read these records; transports turn events and replies into their own shapes.
+Nothing here knows about Telegram, SQL or llama.cpp. Transports turn events and
+replies into their own shapes; entries are the journal's records from
+storage.records (plain dataclasses, standard library only).
 """
 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+
+# Entries are the journal's own records (pure data, defined with storage at the bottom layer).
+from storage.records import Answer, Entry  # noqa: F401  (re-exported for the engine)
 
 
 @dataclass(frozen=True)
@@ -70,40 +73,3 @@ class Event:
     # What was sent: text, sticker, photo, voice, document, edited, forwarded or other.
     kind: str = "text"
     onboarding: bool = False  # the user has just joined through an invite
-
-
-@dataclass
-class Answer:
-    """One step's answer inside a reflection, kept separately."""
-
-    step_id: str
-    question: str
-    answer: str = ""
-    followup_question: str = ""
-    followup_answer: str = ""
-    skipped: bool = False
-
-
-@dataclass
-class Entry:
-    """A journal entry as its owner sees it (decrypted by storage)."""
-
-    kind: str  # "reflection" or "note"
-    number: int = 0
-    protocol: str = ""
-    title: str = ""
-    note: str = ""
-    summary: str = ""
-    tags: list[str] = field(default_factory=list)
-    answers: list[Answer] = field(default_factory=list)
-    suggestion: str = ""
-    week: int | None = None  # for a programme check-in: its week
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-    def full_text(self) -> str:
-        """Everything the user wrote in this entry, for search and embedding."""
-        parts = [self.title, self.note, self.summary, " ".join(self.tags)]
-        for a in self.answers:
-            parts += [a.answer, a.followup_answer]
-        return "\n".join(p for p in parts if p)

@@ -14,8 +14,11 @@ from datetime import datetime
 from .context import Context
 from .prompt_data import Protocol, Step
 from .records import Answer, Choice, Entry, Reply
+from .registry import Button
 from .summary import Part, build_summary
 
+#: The reflection's buttons: an option of the step, skip, back, save, edit the summary, go on, start again, new.
+REFLECT = Button("r", r"(opt:\d{1,2}|skip|back|save|edit_summary|resume|restart|new)")
 SAVE_WORDS = {"save", "yes", "y", "ok", "okay", "done", "accept", "keep", "save it", "looks good"}
 TAGS_RE = re.compile(r"^\s*tags?\s*:\s*(.*)$", re.I | re.S)
 
@@ -51,22 +54,30 @@ class Reflection:
     def _question(self, state: dict, prefix: str = "") -> Reply:
         proto = self.protocol(state)
         step = proto.steps[state["step"]]
-        text = f"({state['step'] + 1}/{len(proto.steps)}) {step.question}"
+        say = self.ctx.say
+        text = say("step_question", step=state["step"] + 1, total=len(proto.steps), question=step.question)
         if step.hint:
             text += f"\n{step.hint}"
         earlier = state["answers"].get(step.id, {}).get("answer")
         if earlier:
-            text += f"\n(Your answer before: {first_sentence(earlier, 200)})"
-        choices = [Choice(label, f"r:opt:{i}") for i, label in enumerate(step.options)]
-        choices.append(Choice("Skip", "r:skip"))
+            text += "\n" + say("step_answer_before", answer=first_sentence(earlier, 200))
+        choices = [Choice(label, REFLECT.data(f"opt:{i}")) for i, label in enumerate(step.options)]
+        choices.append(Choice(say("button_skip"), REFLECT.data("skip")))
         if state["step"] > 0:
-            choices.append(Choice("Back", "r:back"))
+            choices.append(Choice(say("button_back"), REFLECT.data("back")))
         return Reply(prefix + text, tuple(choices))
 
+    def _followup_buttons(self) -> tuple[Choice, ...]:
+        return (Choice(self.ctx.say("button_skip"), REFLECT.data("skip")),
+                Choice(self.ctx.say("button_back"), REFLECT.data("back")))
+
     def _proposal(self, state: dict) -> Reply:
-        tags = ", ".join(state.get("tags") or []) or "(none)"
-        return Reply(self.ctx.say("summary_proposal", summary=state["summary"], tags=tags),
-                     (Choice("Save", "r:save"), Choice("Edit summary", "r:edit_summary"), Choice("Back", "r:back")),
+        tags = ", ".join(state.get("tags") or []) or self.ctx.say("none")
+        say = self.ctx.say
+        return Reply(say("summary_proposal", summary=state["summary"], tags=tags),
+                     (Choice(say("button_save"), REFLECT.data("save")),
+                      Choice(say("button_edit_summary"), REFLECT.data("edit_summary")),
+                      Choice(say("button_back"), REFLECT.data("back"))),
                      generated=state.get("summary_generated", False))
 
     def _touch(self, state: dict) -> None:
@@ -108,8 +119,10 @@ class Reflection:
 
     def start(self, user: str, user_state: dict) -> list[Reply]:
         if user_state.get("reflect"):
-            return [Reply(self.ctx.say("resume_or_restart", **self.describe_pending(user_state["reflect"])),
-                          (Choice("Go on", "r:resume"), Choice("Start again", "r:restart")))]
+            say = self.ctx.say
+            return [Reply(say("resume_or_restart", **self.describe_pending(user_state["reflect"])),
+                          (Choice(say("button_go_on"), REFLECT.data("resume")),
+                           Choice(say("button_start_again"), REFLECT.data("restart"))))]
         return self.restart(user, user_state)
 
     def restart(self, user: str, user_state: dict, protocol: str | None = None) -> list[Reply]:
@@ -126,7 +139,7 @@ class Reflection:
         if state["phase"] == "followup":
             step = self.protocol(state).steps[state["step"]]
             q = state["answers"][step.id]["followup_question"]
-            return [Reply(q, (Choice("Skip", "r:skip"), Choice("Back", "r:back")),
+            return [Reply(q, self._followup_buttons(),
                           generated=state["answers"][step.id].get("followup_generated", False))]
         if state["phase"] in ("review", "edit_summary"):
             state["phase"] = "review"
@@ -153,7 +166,7 @@ class Reflection:
         tags = TAGS_RE.match(text)
         if tags:
             state["tags"] = parse_tags(tags.group(1))
-            return [Reply(self.ctx.say("tags_updated", tags=", ".join(state["tags"]) or "(none)")),
+            return [Reply(self.ctx.say("tags_updated", tags=", ".join(state["tags"]) or self.ctx.say("none"))),
                     self._proposal(state)], None
         state["summary"], state["summary_generated"] = text, False
         return [self._proposal(state)], None
@@ -218,8 +231,7 @@ class Reflection:
         state["answers"][step.id].update(followup_question=pick.text, followup_generated=generated,
                                          followup_source=pick.source)
         state["phase"] = "followup"
-        return notices + [Reply(pick.text, (Choice("Skip", "r:skip"), Choice("Back", "r:back")),
-                                generated=generated)]
+        return notices + [Reply(pick.text, self._followup_buttons(), generated=generated)]
 
     def keep(self, state: dict, text: str) -> None:
         """Keep a message that carried risk where it belongs, and stop: no follow-up, no idea offered.

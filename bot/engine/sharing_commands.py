@@ -2,8 +2,9 @@
 
 Nothing is shared by default. /share walks the author through who, how much,
 and whether to replace names, then shows exactly what will be seen before it
-goes. Supervisors reach shared entries only through the Sharing port, whose
-single check admits active shares addressed to them.
+goes; the reader is told. Supervisors reach shared entries only through the
+Sharing port, whose single check admits active shares addressed to them.
+Comments on a shared entry are threads (reply_commands).
 """
 
 from __future__ import annotations
@@ -16,14 +17,42 @@ from .inputs import parse_number
 from .journal_commands import JournalCommands
 from .labels import pseudonymise
 from .records import Attachment, Choice, Entry, Reply
+from .registry import JOURNALING, Button, Call, Registry
+from .reply_commands import REPLY
 
 READER_ROLES = ("supervisor", "admin")
+#: The steps of /share: which reader, how much, names replaced or not, and the final yes or no.
+SHARE = Button("share", r"(reader:\d{1,2}|scope:(?:summary|full)|labels:(?:yes|no)|confirm:(?:yes|no))")
+#: Read one shared entry (the share's id).
+READ = Button("rv", r"(\d{1,9})")
+#: The two confirmations of /forget, or "no".
+FORGET = Button("forget", r"(1|2|no)")
 
 
 class SharingCommands:
     def __init__(self, ctx: Context, journal: JournalCommands):
         self.ctx = ctx
         self.journal = journal
+
+    def register(self, r: Registry) -> None:
+        r.command("share", lambda call: self.share(call.user, call.args, call.state), JOURNALING)
+        r.command("unshare", lambda call: self.unshare(call.user, call.args), JOURNALING)
+        r.command("shared", lambda call: self.shared(call.user), JOURNALING)
+        r.command("access", lambda call: self.access(call.user), JOURNALING)
+        r.command("team", lambda call: self.team(call.user), READER_ROLES)
+        r.command("review", lambda call: self.review(call.user), READER_ROLES)
+        r.command("export", lambda call: self.export(call.user))
+        r.command("forget", lambda call: self.forget(call.user, call.state))
+        r.button(SHARE, lambda call: self._choose(call.user, call.values[0], call.state))
+        r.button(READ, lambda call: self.read(call.user, int(call.values[0])))
+        r.button(FORGET, lambda call: self.forget_choice(call.user, call.values[0], call.state))
+        # /share and /forget wait for buttons: a typed message means they moved on, and nothing happens.
+        r.on_pending("share", lambda call: self._moved_on(call, "share_cancelled"))
+        r.on_pending("forget", lambda call: self._moved_on(call, "forget_kept"))
+
+    async def _moved_on(self, call: Call, key: str) -> list[Reply]:
+        call.state.pop("pending", None)
+        return [Reply(self.ctx.say(key))] + await call.again()
 
     @property
     def port(self):
@@ -47,8 +76,10 @@ class SharingCommands:
         own_words = " ".join([entry.note, entry.summary] + [a.answer + " " + a.followup_answer
                                                             for a in entry.answers])
 
+        kinds = (self.ctx.say("label_person"), self.ctx.say("label_organisation"))
+
         def swap(text: str) -> str:
-            return pseudonymise(text, common, context=own_words) if text else text
+            return pseudonymise(text, common, context=own_words, kinds=kinds) if text else text
         return replace(entry, note=swap(entry.note), summary=swap(entry.summary), title=swap(entry.title),
                        tags=[swap(t) for t in entry.tags],
                        answers=[replace(a, answer=swap(a.answer), followup_answer=swap(a.followup_answer))
@@ -70,44 +101,48 @@ class SharingCommands:
         if len(readers) == 1:
             return self._choose(user, "reader:0", state)
         return [Reply(self.ctx.say("share_who", number=number),
-                      tuple(Choice(f"{r.name} ({r.role})", f"share:reader:{i}") for i, r in enumerate(readers)))]
+                      tuple(Choice(self.ctx.say("button_reader", name=r.name, role=r.role), SHARE.data(f"reader:{i}"))
+                            for i, r in enumerate(readers)))]
 
     def _choose(self, user: str, step: str, state: dict) -> list[Reply]:
+        say = self.ctx.say
         pending = state.get("pending") or {}
         if pending.get("action") != "share":
-            return [Reply(self.ctx.say("choose_option"))]
+            return [Reply(say("choose_option"))]
         kind, _, value = step.partition(":")
-        if kind == "reader" and value.isdigit() and int(value) < len(pending["readers"]):
+        if kind == "reader" and int(value) < len(pending["readers"]):
             pending["reader"] = pending["readers"][int(value)]
-            return [Reply(self.ctx.say("share_scope"), (Choice("Summary only", "share:scope:summary"),
-                                                        Choice("Whole entry", "share:scope:full")))]
-        if kind == "scope" and value in ("summary", "full") and "reader" in pending:
+            return [Reply(say("share_scope"), (Choice(say("button_scope_summary"), SHARE.data("scope:summary")),
+                                               Choice(say("button_scope_full"), SHARE.data("scope:full"))))]
+        if kind == "scope" and "reader" in pending:
             pending["scope"] = value
-            return [Reply(self.ctx.say("share_labels"), (Choice("Replace names with labels", "share:labels:yes"),
-                                                         Choice("Keep names", "share:labels:no")))]
-        if kind == "labels" and value in ("yes", "no") and "scope" in pending:
+            return [Reply(say("share_labels"), (Choice(say("button_labels_yes"), SHARE.data("labels:yes")),
+                                                Choice(say("button_labels_no"), SHARE.data("labels:no"))))]
+        if kind == "labels" and "scope" in pending:
             pending["labelled"] = value == "yes"
             entry = self.ctx.journal.get_entry(user, pending["number"])
             if entry is None:
                 state.pop("pending", None)
-                return [Reply(self.ctx.say("not_found", number=pending["number"]))]
-            return [Reply(self.ctx.say("share_preview", content=self.content(entry, pending["scope"],
-                                                                              pending["labelled"])),
-                          (Choice("Share it", "share:confirm:yes"), Choice("Cancel", "share:confirm:no")))]
+                return [Reply(say("not_found", number=pending["number"]))]
+            return [Reply(say("share_preview", content=self.content(entry, pending["scope"], pending["labelled"])),
+                          (Choice(say("button_share_yes"), SHARE.data("confirm:yes")),
+                           Choice(say("button_share_no"), SHARE.data("confirm:no"))))]
         if kind == "confirm" and "labelled" in pending:
             state.pop("pending", None)
             if value != "yes":
-                return [Reply(self.ctx.say("share_cancelled"))]
+                return [Reply(say("share_cancelled"))]
             entry = self.ctx.journal.get_entry(user, pending["number"])
             if entry is None:
-                return [Reply(self.ctx.say("not_found", number=pending["number"]))]
-            self.port.share(user, entry.number, pending["reader"], pending["scope"], pending["labelled"],
-                            self.content(entry, pending["scope"], pending["labelled"]))
-            return [Reply(self.ctx.say("shared_done", number=entry.number))]
-        return [Reply(self.ctx.say("choose_option"))]
-
-    def on_choice(self, user: str, data: str, state: dict) -> list[Reply]:
-        return self._choose(user, data.removeprefix("share:"), state)
+                return [Reply(say("not_found", number=pending["number"]))]
+            share_id = self.port.share(user, entry.number, pending["reader"], pending["scope"], pending["labelled"],
+                                       self.content(entry, pending["scope"], pending["labelled"]))
+            # The reader is told at once, with a button to read it (the read is logged as always).
+            self.ctx.notices.notify(pending["reader"], {
+                "text": say("shared_with_you", name=self.ctx.journal.display_name(user), number=entry.number,
+                            scope=say(f"scope_{pending['scope']}")),
+                "choices": [[say("button_read"), READ.data(share_id)]]}, kind="shared", source=user)
+            return [Reply(say("shared_done", number=entry.number))]
+        return [Reply(say("choose_option"))]
 
     def unshare(self, user: str, args: str) -> list[Reply]:
         if self.port is None:
@@ -118,17 +153,18 @@ class SharingCommands:
         count = self.port.unshare(user, number)
         return [Reply(self.ctx.say("unshared" if count else "not_shared", number=number))]
 
+    def share_line(self, share) -> str:
+        say = self.ctx.say
+        return say("shared_line", number=share.number, reader=share.reader, role=share.reader_role,
+                   scope=say(f"scope_{share.scope}"), since=self.ctx.local(share.since))
+
     def shared(self, user: str) -> list[Reply]:
         if self.port is None:
             return self._unavailable()
         rows = self.port.shares_of(user)
         if not rows:
             return [Reply(self.ctx.say("nothing_shared"))]
-        lines = [self.ctx.say("shared_header")]
-        lines += [f"#{r.number} with {r.reader} ({r.reader_role}), "
-                  f"{'summary only' if r.scope == 'summary' else 'whole entry'}, since {self.ctx.local(r.since)}"
-                  for r in rows]
-        return [Reply("\n".join(lines))]
+        return [Reply("\n".join([self.ctx.say("shared_header")] + [self.share_line(r) for r in rows]))]
 
     def access(self, user: str) -> list[Reply]:
         if self.port is None:
@@ -137,13 +173,20 @@ class SharingCommands:
         if not rows:
             return [Reply(self.ctx.say("access_none"))]
         lines = [self.ctx.say("access_header")]
-        lines += [f"{self.ctx.local(at)}: {name} ({role}) read #{number}" for name, role, number, at in rows[:50]]
+        lines += [self.ctx.say("access_line", when=self.ctx.local(at), name=name, role=role, number=number)
+                  for name, role, number, at in rows[:50]]
         return [Reply("\n".join(lines))]
+
+    def supervision_notices(self, supervisor: str, spanner: str) -> list[tuple[str, dict]]:
+        """What the spanner and the supervisor are told when an admin links them: (handle, notice) pairs."""
+        say, name = self.ctx.say, self.ctx.journal.display_name
+        return [(spanner, {"text": say("supervisor_linked", supervisor=name(supervisor))}),
+                (supervisor, {"text": say("supervisee_linked", spanner=name(spanner))})]
 
     # ----- the reader's side ----------------------------------------------------------------
 
     def _is_reader(self, user: str) -> bool:
-        return self.port is not None and self.port.role(user) in READER_ROLES
+        return self.port is not None and self.port.is_reader(user)
 
     def team(self, user: str) -> list[Reply]:
         if not self._is_reader(user):
@@ -152,7 +195,7 @@ class SharingCommands:
         if not rows:
             return [Reply(self.ctx.say("team_empty"))]
         return [Reply("\n".join([self.ctx.say("team_header")] +
-                                [f"{name}: {count} shared with you" for name, count in rows]))]
+                                [self.ctx.say("team_line", name=name, count=count) for name, count in rows]))]
 
     def review(self, user: str) -> list[Reply]:
         if not self._is_reader(user):
@@ -160,69 +203,58 @@ class SharingCommands:
         items = self.port.visible(user)
         if not items:
             return [Reply(self.ctx.say("review_empty"))]
-        lines = [self.ctx.say("review_header")]
-        lines += [f"{item.owner_name}, #{item.number} ({'summary' if item.scope == 'summary' else 'whole entry'}), "
-                  f"shared {self.ctx.local(item.since)}" for item in items[:20]]
-        choices = tuple(Choice(f"Read {item.owner_name} #{item.number}", f"rv:{item.share_id}") for item in items[:20])
+        say = self.ctx.say
+        lines = [say("review_header")]
+        lines += [say("review_line", name=item.owner_name, number=item.number, scope=say(f"scope_{item.scope}"),
+                      since=self.ctx.local(item.since)) for item in items[:20]]
+        choices = tuple(Choice(say("button_read_item", name=item.owner_name, number=item.number),
+                               READ.data(item.share_id)) for item in items[:20])
         return [Reply("\n".join(lines), choices)]
 
     def read(self, user: str, share_id: int) -> list[Reply]:
         item = self.port.read(user, share_id) if self.port is not None else None
         if item is None:
             return [Reply(self.ctx.say("not_shared_with_you"))]
-        lines = [f"{item.owner_name}, entry #{item.number}:", "", item.content]
-        for who, text, when in item.comments:
-            lines.append(f"\n{'You' if who == 'supervisor' else item.owner_name} ({self.ctx.local(when)}): {text}")
-        return [Reply("\n".join(lines), (Choice("Comment", f"cm:{share_id}"),))]
-
-    def start_comment(self, user: str, share_id: int, state: dict) -> list[Reply]:
-        state["pending"] = {"action": "comment", "share": share_id}
-        return [Reply(self.ctx.say("comment_prompt"))]
-
-    def finish_comment(self, user: str, text: str, state: dict) -> list[Reply]:
-        pending = state.pop("pending")
-        result = self.port.comment(user, pending["share"], text) if self.port is not None else None
-        if result is None:
-            return [Reply(self.ctx.say("not_shared_with_you"))]
-        other, number = result
-        from_reader = self.port.role(user) in READER_ROLES and other != user
-        key = "comment_from_supervisor" if from_reader else "comment_from_author"
-        self.port.notify(other, {"text": self.ctx.say(key, number=number, text=text),
-                                 "choices": [["Answer" if from_reader else "Comment", f"cm:{pending['share']}"]]})
-        return [Reply(self.ctx.say("comment_sent"))]
+        say = self.ctx.say
+        lines = [say("read_header", name=item.owner_name, number=item.number), "", item.content]
+        if item.thread:
+            lines += [""] + self.journal.thread_lines(item.thread)
+        return [Reply("\n".join(lines), (Choice(say("button_comment"), REPLY.data("s", share_id)),))]
 
     # ----- export and forget ------------------------------------------------------------------
 
     def export(self, user: str) -> list[Reply]:
         entries = self.ctx.journal.list_entries(user, 1_000_000)
         port = self.port
-        data = build_json(user, port.role(user) if port else "spanner",
+        notes = self.ctx.mentoring.notes_of(user) if self.ctx.mentoring is not None else []
+        data = build_json(user, self.ctx.roles(user),
                           self.ctx.journal.get_timezone(user) or self.ctx.settings.timezone,
                           entries, port.shares_of(user) if port else [],
                           port.comments_for_owner(user) if port else [], port.access_log(user) if port else [],
-                          self.ctx.prompts.protocols, self.ctx.now())
-        stamp = self.ctx.now().strftime("%Y%m%d")
+                          notes, self.ctx.prompts.protocols, self.ctx.now())
+        name = self.ctx.say("export_file_name", date=self.ctx.now().strftime("%Y%m%d"))
+        markdown = build_markdown(data, self.ctx.tz, self.ctx.say).encode("utf-8")
         return [Reply(self.ctx.say("export_ready", count=len(entries)),
-                      attachment=Attachment(f"spanner-journal-{stamp}.md",
-                                            build_markdown(data, self.ctx.tz).encode("utf-8"), "text/markdown")),
-                Reply(self.ctx.say("export_json"),
-                      attachment=Attachment(f"spanner-journal-{stamp}.json", to_bytes(data), "application/json"))]
+                      attachment=Attachment(name + ".md", markdown, "text/markdown")),
+                Reply(self.ctx.say("export_json"), attachment=Attachment(name + ".json", to_bytes(data), "application/json"))]
 
     def forget(self, user: str, state: dict) -> list[Reply]:
         state["pending"] = {"action": "forget", "step": 1}
-        return [Reply(self.ctx.say("forget_first"), (Choice("Yes, erase everything", "forget:1"),
-                                                     Choice("No, keep it", "forget:no")))]
+        say = self.ctx.say
+        return [Reply(say("forget_first"), (Choice(say("button_forget_first"), FORGET.data(1)),
+                                            Choice(say("button_forget_no"), FORGET.data("no"))))]
 
-    def forget_choice(self, user: str, data: str, state: dict) -> list[Reply]:
+    def forget_choice(self, user: str, step: str, state: dict) -> list[Reply]:
+        say = self.ctx.say
         pending = state.get("pending") or {}
-        if pending.get("action") != "forget" or data == "forget:no":
+        if pending.get("action") != "forget" or step == "no":
             state.pop("pending", None)
-            return [Reply(self.ctx.say("forget_kept"))]
-        if data == "forget:1" and pending.get("step") == 1:
+            return [Reply(say("forget_kept"))]
+        if step == "1" and pending.get("step") == 1:
             pending["step"] = 2
-            return [Reply(self.ctx.say("forget_second"), (Choice("Erase it all now", "forget:2"),
-                                                          Choice("No, keep it", "forget:no")))]
-        if data == "forget:2" and pending.get("step") == 2:
+            return [Reply(say("forget_second"), (Choice(say("button_forget_second"), FORGET.data(2)),
+                                                 Choice(say("button_forget_no"), FORGET.data("no"))))]
+        if step == "2" and pending.get("step") == 2:
             if self.ctx.lifecycle is None:
                 return self._unavailable()
             self.ctx.lifecycle.forget(user)

@@ -29,7 +29,6 @@ class UnitOfWork:
     journal: Journal
     user: str
     ops: list[tuple] = field(default_factory=list)
-    _added: int = 0
 
     def __getattr__(self, name: str):
         # Reads (get_entry, list_entries, search_candidates, ...) go to the real journal.
@@ -37,10 +36,10 @@ class UnitOfWork:
 
     def add_entry(self, user: str, entry: Entry, vector: Sequence[float] | None,
                   state: dict | None = None) -> Entry:
-        # Events of one user are handled one at a time, so the next number is stable until commit.
-        entry.number = self.journal.next_number(user) + self._added
-        self._added += 1
-        self.ops.append(("add", entry, list(vector) if vector is not None else None))
+        # The number is taken now, so the reply can say it even if another process (a second console
+        # session of the same person) adds an entry before this event commits.
+        entry.number = self.journal.reserve_number(user)
+        self.ops.append(("add", entry, list(vector) if vector is not None else None, entry.number))
         return entry
 
     def update_entry(self, user: str, entry: Entry, vector: Sequence[float] | None) -> None:
@@ -58,6 +57,10 @@ class UnitOfWork:
     def finish_week(self, user: str, week: int, state: str) -> None:
         """A programme week answered or skipped: committed with the entry that answers it."""
         self.ops.append(("week", week, state))
+
+    def notices_seen(self, user: str, ids: list[int]) -> None:
+        """Notices shown with this event's replies: removed in the same commit, so none is lost or doubled."""
+        self.ops.append(("notices_seen", list(ids)))
 
     def save_state(self, user: str, state: dict) -> None:
         """The state is committed by the engine with the other writes; nothing to do here."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from bot.engine.care import CARRY_ON
+from bot.engine.care import CARE, CARRY_ON
 from bot.engine.records import Event, Reply
 
 from .cases import Case
@@ -106,7 +106,7 @@ class CaseRunner:
                 detected = self._detected(replies)
                 out.messages.append(Message(case.id, case.kind, step.id, case.expected(step.id), detected))
             if detected is not None:
-                await self._send(user, choice=CARRY_ON)
+                await self._send(user, choice=CARE.data(CARRY_ON))
                 continue
             state = self.journal.load_state(user).get("reflect") or {}
             answer = (state.get("answers") or {}).get(step.id, {})
@@ -124,7 +124,7 @@ class CaseRunner:
                     detected = self._detected(replies)
                     out.messages.append(Message(case.id, case.kind, key, case.expected(key), detected))
                     if detected is not None:
-                        await self._send(user, choice=CARRY_ON)
+                        await self._send(user, choice=CARE.data(CARRY_ON))
         state = self.journal.load_state(user).get("reflect")
         for _ in range(len(self.protocol.steps) + 2):  # anything left (a skipped tail) up to the summary
             if state is None or state["phase"] == "review":

@@ -72,7 +72,7 @@ class LlamaGenerator:
         self._queue: FairQueue[_Job] = FairQueue()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
-        self._closing = threading.Event()
+        self._closing = threading.Event()  # set by close(): stop generating, take no more work
         self._llm = None
         self._uses_chat = False
         self._load_error: str | None = None
@@ -103,13 +103,15 @@ class LlamaGenerator:
         return self._ready.wait(timeout)
 
     def close(self) -> None:
-        self._closing.set()  # a generation in progress stops at its next token
+        # Stop at the next token and drop what is still queued, so the model is freed only once idle.
+        self._closing.set()
         self._queue.close()
         if self._thread is not None:
             self._thread.join(timeout=30)
             if self._thread.is_alive():
-                # Never free the model under a thread still using it: that is a crash in native code.
-                log.warning("model worker still busy at shutdown; leaving the model to the process exit")
+                # Still decoding queued work: freeing the model under it would crash the process.
+                # The daemon thread ends with the process; the model goes with it.
+                log.warning("model worker still busy at close; leaving the model to process exit")
                 return
         llm, self._llm = self._llm, None
         if llm is not None and hasattr(llm, "close"):
@@ -168,7 +170,7 @@ class LlamaGenerator:
             if got is None:
                 return
             _user, job = got
-            result = self._execute(job)
+            result = Generation("", "unavailable") if self._closing.is_set() else self._execute(job)
             if not job.loop.is_closed():
                 job.loop.call_soon_threadsafe(_resolve, job.future, result)
 

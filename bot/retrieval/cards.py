@@ -90,5 +90,14 @@ def load_card(path: Path) -> Card:
 
 
 def load_cards(directory: Path) -> list[Card]:
-    cards = [load_card(p) for p in sorted(Path(directory).glob("*.md")) if p.name.lower() != "readme.md"]
+    """Every card in the folder. A missing folder or one without cards is an error, never "no cards":
+    ingest removes what the folder no longer holds, so a mistyped path would empty the index."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CardError(f"{directory}: no such folder, so there are no cards to index (the index is left as it "
+                        "is); fix: set paths.knowledge_dir to the folder holding the literature cards")
+    cards = [load_card(p) for p in sorted(directory.glob("*.md")) if p.name.lower() != "readme.md"]
+    if not cards:
+        raise CardError(f"{directory}: holds no cards (*.md), so the index is left as it is; fix: set "
+                        "paths.knowledge_dir to the folder holding the literature cards")
     return cards

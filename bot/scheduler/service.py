@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from .slots import in_quiet_hours
+from storage.slots import in_quiet_hours
 
 log = logging.getLogger(__name__)
 

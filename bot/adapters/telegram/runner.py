@@ -10,6 +10,12 @@ Flow of one message:
      update handled. A redelivered update is recognised by its id.
   3. send: the outbox is sent chat by chat under flood control; on 429 the
      sender waits retry_after and tries again; a row stays until it is sent.
+
+Everything a member sees in their chat goes through that outbox, in order:
+replies, check-ins, "you are waiting" notices and the partial text of a reply
+being streamed (storage.transport explains how a stream is settled, also after
+a crash). Only strangers and groups, about whom nothing is stored, are answered
+directly.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.engine.context import current_partial_sink
+from bot.engine.inputs import is_blank
 from bot.engine.records import Event, Reply
 
 from .flood import FloodControl, retry_after_seconds
@@ -37,16 +44,7 @@ from .formatting import keyboard, split_text, strip_urls
 
 log = logging.getLogger(__name__)
 
-MENU = [("reflect", "Reflect on a meeting"), ("note", "Save a quick note"), ("journal", "Your recent entries"),
-        ("search", "Search your entries"), ("resume", "Go on with a reflection"), ("skip", "Skip this question"),
-        ("back", "Previous question"), ("cancel", "Stop the current action"), ("show", "Show an entry"),
-        ("edit", "Change an entry"), ("delete", "Delete an entry"), ("share", "Share an entry"),
-        ("unshare", "Take a share back"), ("shared", "What you share"), ("access", "Who read what"),
-        ("export", "Download everything"), ("forget", "Erase everything about you"),
-        ("team", "Supervisors: your team"), ("review", "Supervisors: shared with you"),
-        ("checkins", "Your mentoring check-ins"), ("snooze", "Put a check-in off"), ("pause", "Pause check-ins"),
-        ("remind", "A reminder to reflect"), ("mentees", "Mentors: your mentees"),
-        ("timezone", "Your time zone"), ("privacy", "Where your data lives"), ("help", "What I can do")]
+STORAGE_RETRY_SECONDS = 5.0  # after a storage failure (a full disk), before trying again
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
@@ -80,6 +78,8 @@ class SpannerTelegram:
         self._background: set[asyncio.Task] = set()
         self._onboarding: set[int] = set()
         self._stop = asyncio.Event()
+        # Notices are pushed through the outbox as they appear (_push_notifications), not added to replies.
+        app.engine.show_notices = False
         if app.generator is not None and hasattr(app.generator, "on_queued"):
             app.generator.on_queued = self._queued
 
@@ -88,7 +88,8 @@ class SpannerTelegram:
     async def start(self) -> None:
         await self.application.initialize()
         try:
-            await self.bot.set_my_commands([BotCommand(c, d) for c, d in MENU])
+            # The menu is generated from the engine's registry (and prompts/commands.toml).
+            await self.bot.set_my_commands([BotCommand(c, d) for c, d in self.app.engine.menu()])
         except TelegramError as exc:
             # The menu is a convenience: a Bot API server without it must not stop the bot.
             log.warning("could not register the command menu: %s", type(exc).__name__)
@@ -139,7 +140,13 @@ class SpannerTelegram:
                     await asyncio.sleep(1.0)
                     continue
                 if updates:
-                    await self.intake(updates)
+                    try:
+                        await self.intake(updates)
+                    except Exception as exc:
+                        # Not stored (a full disk?): not acknowledged either, so Telegram keeps them for us.
+                        log.error("could not store updates: %s; retrying", type(exc).__name__, exc_info=exc)
+                        await asyncio.sleep(STORAGE_RETRY_SECONDS)
+                        continue
                     offset = max(u.update_id for u in updates) + 1  # acknowledged with the next call
         finally:
             await self.stop()
@@ -202,9 +209,14 @@ class SpannerTelegram:
                 return
 
     def _queued(self, user: str, ahead: int) -> None:
+        """Tell someone they wait behind others: through the outbox, so it arrives in its place."""
         if user.startswith("telegram:"):
             chat_id = int(user.split(":", 1)[1])
-            self._spawn(self._direct(chat_id, self.say("queue_wait", ahead=ahead)))
+            try:
+                self.transport.queue(user, chat_id, {"text": self.say("queue_wait", ahead=ahead)})
+            except Exception as exc:  # a courtesy: never a reason to fail the turn
+                log.warning("could not queue the waiting notice: %s", type(exc).__name__)
+            self._wake_send.set()
 
     # ----- dispatch -----------------------------------------------------------------------
 
@@ -224,6 +236,9 @@ class SpannerTelegram:
             for item in pending:
                 update = Update.de_json(item.payload, self.bot)
                 await self.application.process_update(update)
+            if self.transport.pending_updates(handle, limit=1)[:1] == pending[:1]:
+                # Not even the first one could be finished (a full disk?): wait before trying again.
+                await asyncio.sleep(STORAGE_RETRY_SECONDS)
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Map one stored update to an engine event, handle it, queue the replies."""
@@ -233,14 +248,17 @@ class SpannerTelegram:
             await self._safe(update.callback_query.answer())
         event = self._event(update)
         await self._safe(self.bot.send_chat_action(chat_id, "typing"))  # visible at once
-        streamer = Streamer(self, chat_id) if self.cfg.stream != "off" else None
+        streamer = Streamer(self, handle_of(user.id), chat_id, update.update_id) if self.cfg.stream != "off" \
+            else None
         token = current_partial_sink.set(streamer.partial if streamer else None)
         try:
             replies = await self.app.engine.handle(event) if event else [Reply(self.say("unsupported_media"))]
         finally:
             current_partial_sink.reset(token)
-        rows = await streamer.finish(replies) if streamer else []
-        rows = rows or [payload for reply in replies for payload in to_payloads(reply)]
+        if streamer is not None:
+            await streamer.finish()
+        rows = [payload for reply in replies for payload in to_payloads(reply)]
+        # The replies settle any partial message of this update (storage.transport), in this transaction.
         if not self.transport.finish_update(update.update_id, [(chat_id, row) for row in rows]):
             # The person was just forgotten (their inbox and outbox went with them): say goodbye directly.
             for row in rows:
@@ -258,9 +276,10 @@ class SpannerTelegram:
         msg = update.message
         if msg is None:
             return None
-        if update.update_id in self._onboarding or _start_code(update):
+        if update.update_id in self._onboarding:
             self._onboarding.discard(update.update_id)
             return Event(text="/start", onboarding=True, **common)
+        # A member's "/start CODE" (an invite for another role) goes to the engine as typed: it redeems it.
         if msg.forward_origin is not None:
             return Event(kind="forwarded", text=msg.text or msg.caption or "", **common)
         if msg.text is not None:
@@ -277,9 +296,10 @@ class SpannerTelegram:
         return Event(kind="other", text=caption, **common)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Log the error type and update id only: never message text (promise 13)."""
+        """Log the error type, where it happened and the update id: never message text (promise 13)."""
         update_id = getattr(update, "update_id", None)
-        log.error("error %s while handling update %s", type(context.error).__name__, update_id)
+        log.error("error %s while handling update %s", type(context.error).__name__, update_id,
+                  exc_info=context.error)
         if isinstance(update, Update) and update.effective_user is not None:
             # What they wrote is in the inbox; tell them, and don't try this update forever.
             self.transport.finish_update(update.update_id, [(update.effective_user.id, {"text": self.say("error")})])
@@ -299,16 +319,14 @@ class SpannerTelegram:
                 _ensure_worker(self._chat_tasks, chat_id, self._drain_chat)
 
     def _push_notifications(self) -> None:
-        """Messages caused by someone else (a supervisor's comment) go out without waiting for the user."""
-        sharing = self.app.engine.ctx.sharing
-        if sharing is None:
+        """Notices (a check-in, a comment, a note) go out without waiting for the user to write."""
+        notices = getattr(self.app, "notices", None)
+        if notices is None:
             return
-        for handle in sharing.pending_notification_handles():
-            if not handle.startswith("telegram:"):
-                continue
-            chat_id = int(handle.split(":", 1)[1])
-            for note in sharing.take_notifications(handle):
-                self.transport.queue(handle, chat_id, {"text": note["text"], "choices": note.get("choices", [])})
+        for handle in notices.pending_handles():
+            if handle.startswith("telegram:"):
+                # Moved into the outbox in one transaction: none lost, none sent twice.
+                self.transport.queue_notices(handle, int(handle.split(":", 1)[1]))
 
     async def _drain_chat(self, chat_id: int) -> None:
         while not self._stop.is_set():
@@ -320,26 +338,12 @@ class SpannerTelegram:
                     return  # leave it pending; the next round tries again
 
     async def _deliver(self, row) -> bool:
-        p = row.payload
+        p = self._resolve(row)
         for _attempt in range(8):
             try:
                 async with self.flood.slot(row.chat_id):
-                    if "delete" in p:
-                        await self.bot.delete_message(row.chat_id, p["delete"])
-                    elif "document" in p:
-                        doc = p["document"]
-                        await self.bot.send_document(row.chat_id, InputFile(base64.b64decode(doc["data"]),
-                                                                            filename=doc["name"]),
-                                                     caption=p["text"][:1024] or None)
-                    elif "edit" in p:
-                        await self.bot.edit_message_text(p["text"], chat_id=row.chat_id, message_id=p["edit"],
-                                                         reply_markup=keyboard(p.get("choices", [])),
-                                                         link_preview_options=NO_PREVIEW)
-                    else:
-                        await self.bot.send_message(row.chat_id, p["text"],
-                                                    reply_markup=keyboard(p.get("choices", [])),
-                                                    link_preview_options=NO_PREVIEW)
-                self.transport.mark_sent(row.id)
+                    message_id = await self._send(row.chat_id, p) if p is not None else None
+                self.transport.mark_sent(row.id, message_id)
                 return True
             except RetryAfter as exc:
                 wait = retry_after_seconds(exc.retry_after)
@@ -347,9 +351,9 @@ class SpannerTelegram:
                 self.flood.pause(wait)
             except BadRequest as exc:
                 if "edit" in p and "not modified" not in str(exc).lower():
-                    p = {k: v for k, v in p.items() if k != "edit"}  # the draft is gone: send it new
+                    p = {k: v for k, v in p.items() if k != "edit"}  # the message is gone: send it new
                     continue
-                if "delete" not in p and "edit" not in p:
+                if not {"delete", "edit", "partial"} & set(p):
                     log.error("message could not be delivered: %s", type(exc).__name__)
                 self.transport.mark_sent(row.id)
                 return True
@@ -363,62 +367,89 @@ class SpannerTelegram:
                 await asyncio.sleep(min(30.0, 0.5 * 2 ** min(attempts, 6)))
         return False
 
+    def _resolve(self, row) -> dict | None:
+        """What to do for a row of a stream: show partial text, or settle the message shown so far."""
+        p = row.payload
+        if row.stream_of is None:
+            return p
+        shown = self.transport.stream_message_id(row.stream_of)
+        if p.get("partial") == "draft":
+            return p
+        if p.get("partial"):
+            text = p["text"][:4090] + " …"
+            return {"text": text, "partial": "message"} if shown is None else \
+                {"text": text, "partial": "message", "edit": shown}
+        if shown is None:  # nothing was shown: the reply goes out as a plain message (or not at all)
+            return {k: v for k, v in p.items() if k != "settle"} if p.get("text") else None
+        if p.get("settle") == "edit":
+            return {**{k: v for k, v in p.items() if k != "settle"}, "edit": shown}
+        return {"delete": shown}
+
+    async def _send(self, chat_id: int, p: dict) -> int | None:
+        """One Bot API call; returns Telegram's id of a new partial (streamed) message."""
+        if p.get("partial") == "draft":
+            await self.bot.send_message_draft(chat_id, draft_id=1, text=p["text"][:4096])
+        elif "delete" in p:
+            await self.bot.delete_message(chat_id, p["delete"])
+        elif "document" in p:
+            doc = p["document"]
+            await self.bot.send_document(chat_id, InputFile(base64.b64decode(doc["data"]), filename=doc["name"]),
+                                         caption=p["text"][:1024] or None)
+        elif "edit" in p:
+            await self.bot.edit_message_text(p["text"], chat_id=chat_id, message_id=p["edit"],
+                                             reply_markup=keyboard(p.get("choices", [])),
+                                             link_preview_options=NO_PREVIEW)
+        else:
+            msg = await self.bot.send_message(chat_id, p["text"], reply_markup=keyboard(p.get("choices", [])),
+                                              link_preview_options=NO_PREVIEW)
+            return msg.message_id if p.get("partial") else None
+        return None
+
 
 class Streamer:
-    """Shows model text as it is written: one message, edited at most once a second (or a draft)."""
+    """Shows model text as it is written: at most one partial text a second, queued in the outbox."""
 
-    def __init__(self, bot: SpannerTelegram, chat_id: int):
+    def __init__(self, bot: SpannerTelegram, handle: str, chat_id: int, update_id: int):
         self.tg = bot
+        self.handle = handle
         self.chat_id = chat_id
-        self.mode = bot.cfg.stream
-        self.message_id: int | None = None
+        self.update_id = update_id
+        self.draft = bot.cfg.stream == "draft"
         self.latest = ""
         self.shown = ""
-        self.last_edit = 0.0
+        self.last = 0.0
         self.task: asyncio.Task | None = None
+        self.closed = False
 
     def partial(self, text: str) -> None:
+        if self.closed:
+            return
         self.latest = strip_urls(text)
         if self.task is None or self.task.done():
             self.task = self.tg._spawn(self._update())
 
     async def _update(self) -> None:
-        wait = 1.0 - (time.monotonic() - self.last_edit)
+        wait = 1.0 - (time.monotonic() - self.last)
         if wait > 0:
             await asyncio.sleep(wait)
         text = self.latest.strip()
-        if not text or text == self.shown:
+        if self.closed or is_blank(text) or text == self.shown:
             return
-        self.last_edit = time.monotonic()
+        self.last = time.monotonic()
         try:
-            if self.mode == "draft":
-                await self.tg.bot.send_message_draft(self.chat_id, draft_id=1, text=text[:4096])
-            elif self.message_id is None:
-                async with self.tg.flood.slot(self.chat_id):
-                    msg = await self.tg.bot.send_message(self.chat_id, text[:4096] + " …",
-                                                         link_preview_options=NO_PREVIEW)
-                self.message_id = msg.message_id
-            else:
-                async with self.tg.flood.slot(self.chat_id):
-                    await self.tg.bot.edit_message_text(text[:4096] + " …", chat_id=self.chat_id,
-                                                        message_id=self.message_id,
-                                                        link_preview_options=NO_PREVIEW)
-            self.shown = text
-        except TelegramError as exc:
+            self.tg.transport.stream(self.handle, self.chat_id, self.update_id, text[:4000], draft=self.draft)
+        except Exception as exc:
             # Progressive display is a nicety; the final reply goes through the outbox regardless.
             log.info("progressive display skipped: %s", type(exc).__name__)
+            return
+        self.shown = text
+        self.tg._wake_send.set()
 
-    async def finish(self, replies: list[Reply]) -> list[dict]:
-        """Outbox rows for the replies, turning the streamed message into the final one."""
+    async def finish(self) -> None:
+        """No more partial text: the update's replies settle what was shown (storage.transport)."""
+        self.closed = True
         if self.task is not None:
             await asyncio.gather(self.task, return_exceptions=True)
-        if self.message_id is None:
-            return []
-        rows = [payload for reply in replies for payload in to_payloads(reply)]
-        if len(rows) == 1:
-            return [dict(rows[0], edit=self.message_id)]
-        # More than one message: remove the draft so the replies read in order.
-        return [{"delete": self.message_id}] + rows
 
 
 def _ensure_worker(tasks: dict, key, work) -> None:

@@ -1,8 +1,9 @@
-"""Time arithmetic for schedules: the next slot in a person's own time zone, safe across daylight saving.
+"""Time arithmetic for schedule rows: the next slot in a person's own time zone, safe across daylight saving.
 
 A slot is a local day-and-time turned into one UTC instant. On a spring-forward
 day a local time that does not exist fires at the next valid minute; on a
 fall-back day a time that happens twice fires once, at its first occurrence.
+Reading what a person typed ("mon,thu", "09:30") is the engine's job (bot.engine.inputs).
 """
 
 from __future__ import annotations
@@ -10,35 +11,11 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
-
-def parse_days(text: str) -> tuple[int, ...]:
-    """'mon,thu' or 'weekdays' or 'daily' -> weekday numbers (Monday is 0)."""
-    text = text.strip().lower()
-    if text in ("daily", "every day", "everyday"):
-        return tuple(range(7))
-    if text == "weekdays":
-        return tuple(range(5))
-    days = []
-    for part in text.replace(" ", ",").split(","):
-        if not part:
-            continue
-        key = part[:3]
-        if key not in DAYS:
-            raise ValueError(f"unknown day {part!r}; use mon, tue, wed, thu, fri, sat, sun")
-        days.append(DAYS.index(key))
-    if not days:
-        raise ValueError("no days given")
-    return tuple(sorted(set(days)))
-
-
-def parse_time(text: str) -> time:
-    try:
-        hours, minutes = text.strip().split(":")
-        return time(int(hours), int(minutes))
-    except (ValueError, TypeError):
-        raise ValueError(f"unknown time {text!r}; use HH:MM, like 09:30") from None
+def clock_time(text: str) -> time:
+    """A stored "HH:MM" as a time of day (input was checked when it was typed)."""
+    hours, minutes = text.strip().split(":")
+    return time(int(hours), int(minutes))
 
 
 def local_to_utc(day: date, at: time, zone: ZoneInfo) -> datetime:
