@@ -639,7 +639,10 @@ def test_streamed_followups_keep_their_place_when_answers_arrive_while_the_bot_w
         def settled() -> bool:
             after = _after(emulator, ALEX, "(5/9)")
             return len(after) >= 3 and all(_is_followup(m) or "/9)" in m.text for m in after)
-        emulator.wait_for(settled, 120, "three replies, settled")
+        try:
+            emulator.wait_for(settled, 120, "three replies, settled")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {[m.text for m in _after(emulator, ALEX, '(5/9)')]}") from None
         time.sleep(1.0)
         after = _after(emulator, ALEX, "(5/9)")
         assert [_is_followup(after[0]), "(6/9)" in after[1].text, _is_followup(after[2]), len(after)] == \
@@ -661,6 +664,7 @@ def test_a_kill_9_while_a_followup_streams_completes_that_message_after_restart(
     cfg = tmp_path / "tg.toml"
     cfg.write_text(f'[paths]\ndata_dir = "{data_dir}"\nprompts_dir = "{prompts}"\n'
                    f'[llm]\nmodel_path = "{model_path}"\nthreads = 2\nmax_tokens = 160\ntimeout_seconds = 60\n'
+                   f'[reflection]\nfollowup_strategy = "model"\n'
                    f'[telegram]\nbase_url = "{emulator.base_url}"\npoll_timeout = 1\nper_chat_per_second = 30.0\n')
     from storage.journal import SqlJournal
     journal = SqlJournal.open(data_dir)
