@@ -250,7 +250,7 @@ def _slow_model_config(tg_config, tmp_path, max_tokens: int):
     template = prompts / "templates" / "followup.toml"
     template.write_text(template.read_text().replace('stop = ["\\n", "Note:", "Answer:"]', "stop = []"))
     return tg_config(**{"paths.prompts_dir": str(prompts), "llm.max_tokens": max_tokens,
-                        "llm.timeout_seconds": 60, "reflection.followup_strategy": "model"})
+                        "llm.timeout_seconds": 240, "reflection.followup_strategy": "model"})
 
 
 def test_other_users_are_answered_at_once_while_the_model_is_busy(live, emulator, tg_config, tmp_path):
@@ -640,7 +640,7 @@ def test_streamed_followups_keep_their_place_when_answers_arrive_while_the_bot_w
             after = _after(emulator, ALEX, "(5/9)")
             return len(after) >= 3 and all(_is_followup(m) or "/9)" in m.text for m in after)
         try:
-            emulator.wait_for(settled, 120, "three replies, settled")
+            emulator.wait_for(settled, 300, "three replies, settled")
         except AssertionError as exc:
             raise AssertionError(f"{exc}: {[m.text for m in _after(emulator, ALEX, '(5/9)')]}") from None
         time.sleep(1.0)
@@ -663,7 +663,7 @@ def test_a_kill_9_while_a_followup_streams_completes_that_message_after_restart(
     template.write_text(template.read_text().replace('stop = ["\\n", "Note:", "Answer:"]', "stop = []"))
     cfg = tmp_path / "tg.toml"
     cfg.write_text(f'[paths]\ndata_dir = "{data_dir}"\nprompts_dir = "{prompts}"\n'
-                   f'[llm]\nmodel_path = "{model_path}"\nthreads = 2\nmax_tokens = 160\ntimeout_seconds = 60\n'
+                   f'[llm]\nmodel_path = "{model_path}"\nthreads = 2\nmax_tokens = 160\ntimeout_seconds = 240\n'
                    f'[reflection]\nfollowup_strategy = "model"\n'
                    f'[telegram]\nbase_url = "{emulator.base_url}"\npoll_timeout = 1\nper_chat_per_second = 30.0\n')
     from storage.journal import SqlJournal
@@ -691,7 +691,7 @@ def test_a_kill_9_while_a_followup_streams_completes_that_message_after_restart(
         assert any(m.text.endswith(" …") for m in emulator.chat(ALEX))
         proc = start()
         emulator.wait_for(lambda: (after := _after(emulator, ALEX, "(2/9)")) and _is_followup(after[-1])
-                          and not any(m.text.endswith(" …") for m in after), 120, "the follow-up, completed")
+                          and not any(m.text.endswith(" …") for m in after), 300, "the follow-up, completed")
         time.sleep(1.5)
         after = _after(emulator, ALEX, "(2/9)")
         assert len(after) == 1 and _is_followup(after[0]), [m.text for m in after]

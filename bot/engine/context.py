@@ -149,6 +149,7 @@ class Context:
                 log.warning("generation raised %s", type(exc).__name__)
                 status, text = "failed", ""
         if status != "ok":
+            log.info("model %s for a %s: curated question used", status, task)  # the status only, never text
             if user not in self._told_unavailable:
                 self._told_unavailable.add(user)
                 notices.append(Reply(self.say("model_unavailable")))
