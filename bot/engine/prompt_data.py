@@ -90,7 +90,8 @@ class Step(Bank):
                 raise ValueError(f"choices: {label!r} is not one of this step's options {list(self.options)}")
             if not questions:
                 raise ValueError(f"choices: {label!r} needs at least one question")
-            _all_questions(questions, f"choice question for {label!r}")
+            # The name of what is checked, for the start-up error (a message for whoever edits the file).
+            _all_questions(questions, "choice question for " + repr(label))
         return self
 
 
