@@ -171,7 +171,8 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
     ctx = Context(store=journal, generator=generator, literature=literature, embedder=embedder,
                   prompts=prompts, settings=settings, clock=clock, sharing=sharing, lifecycle=Eraser(journal),
                   mentoring=mentoring, people=people, notices=notices,
-                  safety_banks=safety_banks(config, prompts, embedder))
+                  safety_banks=safety_banks(config, prompts, embedder),
+                  deidentifier=build_deidentifier(prompts), printer=build_printer())
     engine = Engine(ctx)
     # What a check-in, reminder or digest says is the engine's (words from prompts/).
     scheduler = CheckinScheduler(mentoring, engine.mentoring.scheduled_message, clock,
@@ -182,6 +183,17 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
                literature=literature, embedder=embedder, prompts=prompts, notes=notes,
                log_handler=log_handler, scheduler=scheduler, mentoring=mentoring, sharing=sharing,
                people=people, notices=notices)
+
+
+def build_deidentifier(prompts: PromptData):
+    """Presidio over spaCy; nothing is loaded until someone shares or exports."""
+    from .deidentify.presidio_finder import PresidioFinder
+    return PresidioFinder(prompts.deidentify)
+
+
+def build_printer():
+    from .documents.pdf_form import ReportlabPrinter
+    return ReportlabPrinter()
 
 
 def safety_banks(config: Config, prompts: PromptData, embedder) -> dict | None:

@@ -18,7 +18,8 @@ import sys
 from conftest import ROOT
 
 FORBIDDEN = ("telegram", "sqlalchemy", "chromadb", "llama_cpp", "alembic", "onnxruntime", "tokenizers",
-             "storage", "bot.llm", "bot.retrieval", "bot.adapters", "bot.compose")
+             "storage", "bot.llm", "bot.retrieval", "bot.adapters", "bot.compose",
+             "presidio_analyzer", "presidio_anonymizer", "spacy", "reportlab", "bot.deidentify", "bot.documents")
 # The journal's records are plain dataclasses at the bottom layer (standard library only): the one
 # module of storage the engine may import, so that storage itself depends on nothing above it.
 ENGINE_MAY_IMPORT = {"storage.records"}

@@ -732,3 +732,21 @@ def test_delete_on_telegram_leaves_no_copy_in_inbox_outbox_log_or_backups(live, 
             assert marker.encode() not in content, path
             for blob in ciphertexts:
                 assert blob not in content, f"the deleted entry's ciphertext is still in {path}"
+
+
+def test_a_portfolio_export_arrives_as_markdown_and_pdf_documents(live, emulator):
+    bot = live(members=(ALEX,))
+    emulator.send_text(ALEX, "Met Priya Shah on Ward 7B about the rota.")
+    emulator.wait_text(ALEX, "Saved as quick note #1")
+    emulator.send_text(ALEX, "/export portfolio wsn")
+    check = emulator.wait_text(ALEX, "could identify someone")
+    assert "people's names (1)" in check.text and "wards (1)" in check.text and "Priya" not in check.text
+    emulator.press(ALEX, "pf:labels:yes", check.message_id)
+    ready = emulator.wait_text(ALEX, "Add a short note saying how AI was used")
+    emulator.press(ALEX, "pf:make:ai", ready.message_id)
+    emulator.wait_for(lambda: len(emulator.method_calls("sendDocument")) == 2, what="two documents")
+    docs = [p["document"] for _, p in emulator.method_calls("sendDocument")]
+    assert docs[0]["filename"].endswith(".md") and docs[1]["filename"].endswith(".pdf")
+    assert b"Person A on [ward] about the rota." in docs[0]["content"] and b"Priya" not in docs[0]["content"]
+    assert docs[1]["content"].startswith(b"%PDF")
+    assert bot.app is not None

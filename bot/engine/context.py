@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 from .care import Care
 from .followups import FollowUp, FollowUpPicker
 from .guard import Guard
-from .ports import Clock, Embedder, Generator, Journal, Lifecycle, Literature, Mentoring, Notices, People, Sharing
+from .ports import (Clock, Deidentifier, Embedder, FormPrinter, Generator, Journal, Lifecycle, Literature, Mentoring,
+                    Notices, People, Sharing)
 from .prompt_data import PromptData, Step
 from .records import Reply
 from .risk import RiskScreen
@@ -64,6 +65,8 @@ class Context:
     notices: Notices | None = None
     tick: Callable[[], object] | None = None  # run the scheduler now (set at composition)
     safety_banks: dict | None = None  # the safety examples, embedded once by composition
+    deidentifier: Deidentifier | None = None  # finds identifiers before a share or an export (loads lazily)
+    printer: FormPrinter | None = None  # portfolio forms as PDF
     guard: Guard = field(init=False)
     care: Care = field(init=False)
     picker: FollowUpPicker = field(init=False)

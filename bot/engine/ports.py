@@ -38,6 +38,16 @@ class Suggestion:
     similarity: float
 
 
+@dataclass(frozen=True)
+class Finding:
+    """Something in a text that may identify someone: where it is and what kind (person, postcode...)."""
+
+    start: int
+    end: int
+    kind: str
+    score: float = 1.0
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
@@ -202,3 +212,22 @@ class Mentoring(Protocol):
     def snooze(self, user: str, until) -> bool: ...
 
     def finish_week(self, user: str, week: int, state: str) -> None: ...
+
+
+class Deidentifier(Protocol):
+    """Finds people, organisations and identifiers in a person's words, and writes replacements.
+
+    Loaded only when someone shares or exports (the language model behind it is not small)."""
+
+    def find(self, texts: Sequence[str]) -> list[list[Finding]]:
+        """For each text, what in it may identify someone."""
+
+    def replace(self, text: str, swaps: Sequence[tuple[int, int, str]]) -> str:
+        """The text with each (start, end) span replaced by its label."""
+
+
+class FormPrinter(Protocol):
+    """Lays a portfolio out as a PDF form (bot/documents)."""
+
+    def pdf(self, document) -> bytes:
+        """The PDF of a portfolio.Document."""
