@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 from .care import Care
 from .followups import FollowUp, FollowUpPicker
 from .guard import Guard
-from .ports import Clock, Embedder, Generator, Journal, Lifecycle, Literature, Mentoring, Notices, People, Sharing
+from .ports import (Clock, Embedder, Generator, Journal, Lifecycle, Literature, Mentoring, Notices, People, Sharing,
+                    Transcriber)
 from .prompt_data import PromptData, Step
 from .records import Reply
 from .risk import RiskScreen
@@ -46,6 +47,8 @@ class Settings:
     search_min_similarity: float = 0.20
     search_margin: float = 0.08
     journal_page: int = 10
+    voice_max_seconds: float = 300.0  # longest voice note transcribed
+    voice_max_bytes: int = 20 * 1024 * 1024  # largest audio file taken
 
 
 @dataclass
@@ -64,6 +67,7 @@ class Context:
     notices: Notices | None = None
     tick: Callable[[], object] | None = None  # run the scheduler now (set at composition)
     safety_banks: dict | None = None  # the safety examples, embedded once by composition
+    transcriber: Transcriber | None = None  # None: voice notes are switched off
     guard: Guard = field(init=False)
     care: Care = field(init=False)
     picker: FollowUpPicker = field(init=False)

@@ -89,7 +89,7 @@ class Step(Bank):
                 raise ValueError(f"choices: {label!r} is not one of this step's options {list(self.options)}")
             if not questions:
                 raise ValueError(f"choices: {label!r} needs at least one question")
-            _all_questions(questions, f"choice question for {label!r}")
+            _all_questions(questions, "choice question for " + repr(label))
         return self
 
 
