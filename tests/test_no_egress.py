@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.voice.model_files import assemble
 from conftest import ROOT, SPANNER, write_config
 from storage.journal import SqlJournal
 from storage.people import People
@@ -73,7 +72,7 @@ def _network_calls(trace: Path) -> tuple[list[tuple[str, int, str]], list[str], 
 
 
 def test_chat_and_telegram_make_no_dns_query_and_no_outside_connection_at_the_os_level(
-        tmp_path, data_dir, model_path):
+        tmp_path, data_dir, model_path, whisper_dir):
     emulator = TelegramEmulator().start()
     home = tmp_path / "home"  # where onnxruntime would drop its device id (~/.cache/Microsoft)
     home.mkdir()
@@ -84,7 +83,7 @@ def test_chat_and_telegram_make_no_dns_query_and_no_outside_connection_at_the_os
     try:
         cfg = write_config(tmp_path / "c.toml", data_dir, model_path,
                            f'\n[telegram]\nbase_url = "{emulator.base_url}"\npoll_timeout = 1\n'
-                           f'\n[voice]\nmodel = "{assemble(tmp_path, "tiny.en")}"\n')
+                           f'\n[voice]\nmodel = "{whisper_dir}"\n')
         journal = SqlJournal.open(data_dir)
         people = People(journal)
         people.redeem(people.create_invite("spanner"), "telegram:501", "Alex")

@@ -37,11 +37,6 @@ HEARD = "Here is what I heard"
 
 
 @pytest.fixture(scope="session")
-def whisper_dir(tmp_path_factory) -> Path:
-    return assemble(tmp_path_factory.mktemp("whisper"), "tiny.en")
-
-
-@pytest.fixture(scope="session")
 def transcriber(whisper_dir):
     """One tiny.en for the whole session: loaded at its first clip, reused by every app."""
     t = WhisperTranscriber(whisper_dir, threads=2)
@@ -125,7 +120,7 @@ def test_a_voice_model_that_is_not_there_is_named_with_the_fix(make_config, make
     from bot.config import ConfigError
     with pytest.raises(ConfigError, match=r"voice.model: no CTranslate2 model .*fix"):
         make_app(make_config(**{"voice.model": str(tmp_path / "nowhere")}))
-    app = make_app(make_config())  # tiny.en not assembled in this data dir: voice is off, and said so
+    app = make_app(make_config(**{"voice.model": "tiny.en"}))  # not assembled in this data dir: off, and said so
     assert any("spanner setup" in note for note in app.notes)
     chat = Chat(app, "nv")
     assert "switched off" in chat.say(f"/voice {_clip('discharge')}")[0]
@@ -142,6 +137,7 @@ def test_console_voice_shows_the_text_and_keeps_nothing_until_use_it(vchat):
     assert _notes(chat.app, chat.user) == []
     assert "Saved as quick note #1" in chat.say("Use it")[0]
     assert "phone the practice manager" in _notes(chat.app, chat.user)[0]
+    assert "sound is never stored" in chat.say("/privacy")[0]
     # the buttons of a transcript already used are stale: nothing is kept twice
     again = chat.loop.run_until_complete(chat.app.engine.handle(Event(user=chat.user, choice="voice:use:1")))
     assert "no longer waiting" in again[0].text and len(_notes(chat.app, chat.user)) == 1
@@ -282,7 +278,7 @@ def test_one_heavy_job_at_a_time_others_answered_at_once_and_the_waiting_person_
     held.wait(5)
     try:
         emulator.send_audio(ALEX, _clip("practice").read_bytes())
-        emulator.wait_for(lambda: any("as soon as the computer is free" in t for m in emulator.chat(ALEX)
+        emulator.wait_for(lambda: any("once the computer is free" in t for m in emulator.chat(ALEX)
                                       for t in [m.text, *m.edits]), 30, "the waiting notice")
         started = time.monotonic()
         emulator.send_text(BLAKE, "/help")
