@@ -9,7 +9,6 @@ them from the emulator with getFile; on the console `/voice PATH` reads them.
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import signal
 import subprocess
@@ -19,7 +18,6 @@ import tomllib
 import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from bot.cpu_turns import CpuTurns
@@ -68,15 +66,8 @@ def _notes(app, user: str) -> list[str]:
 
 def _long_wav(repeats: int = 2) -> bytes:
     """About a minute of speech as one WAV: every clip, twice (long enough to kill mid-transcription)."""
-    from faster_whisper.audio import decode_audio
-    samples = np.concatenate([decode_audio(str(_clip(c["name"]))) for c in CLIPS] * repeats)
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16_000)
-        w.writeframes((samples * 32767).astype("<i2").tobytes())
-    return out.getvalue()
+    from bot.voice.bench import joined_wav
+    return joined_wav([_clip(c["name"]).read_bytes() for c in CLIPS] * repeats)
 
 
 # ----- the model, its files and the clips ---------------------------------------------------------

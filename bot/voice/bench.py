@@ -84,7 +84,7 @@ def measure_model(config_path: str, name: str) -> dict:
 
         # Whisper works on 30-second windows, so a 5-second clip pays for a whole window: time one
         # recording of every clip in a row too (what a minute-long voice note costs per second).
-        joined = _joined_wav(audio.values())
+        joined = joined_wav(audio.values())
         started = time.perf_counter()
         heard = transcriber.transcribe_now(joined)
         result["joined"] = {"rtf": (time.perf_counter() - started) / heard.seconds, "audio_s": heard.seconds}
@@ -104,7 +104,8 @@ def measure_model(config_path: str, name: str) -> dict:
         app.close()
 
 
-def _joined_wav(clips) -> bytes:
+def joined_wav(clips) -> bytes:
+    """Encoded clips decoded and joined into one 16 kHz mono WAV (a longer recording, for timing)."""
     import io
     import wave
 
