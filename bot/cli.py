@@ -107,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="instead: scheduler tick cost and a burst of check-ins through Telegram")
     bench.add_argument("--sharing", action="store_true",
                        help="instead: anonymisation time, spaCy's memory, and a 50-entry portfolio PDF")
+    bench.add_argument("--voice", action="store_true",
+                       help="instead: transcription speed, word error and memory for tiny.en and base")
 
     evaluate = sub.add_parser("eval", parents=[common],
                               help="measure risk detection, follow-ups, summaries and literature on the dev set")
@@ -166,6 +168,12 @@ def cmd_setup(args) -> int:
     else:
         state = "found" if config.llm.model_path.is_file() else "MISSING"
         print(f"model from config: {config.llm.model_path} ({state})")
+    from .voice.model_files import MODELS, VoiceModelError, assemble
+    for name in MODELS:  # both, so voice.model can be switched without another set-up
+        try:
+            print(f"voice model {name} ready (hashes checked): {assemble(config.data_dir, name)}")
+        except VoiceModelError as exc:
+            raise ConfigError(str(exc)) from None
     return cmd_ingest(args)
 
 
@@ -445,6 +453,9 @@ def _bot_username(config) -> str:
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
+    if args.voice:
+        from .voice.bench import run_voice_bench
+        return run_voice_bench(load_config(args.config))
     return run_bench(load_config(args.config), runs=args.runs, synthetic_chunks=args.synthetic_chunks,
                      telegram_minutes=args.telegram, data_only=args.data, schedule_only=args.schedule,
                      sharing_only=args.sharing)

@@ -311,7 +311,7 @@ def test_split_text_and_url_stripping():
 
 @pytest.mark.parametrize("kind, expected, saved", [
     ("sticker", "only keep words", None),
-    ("voice", "can't listen to voice notes", None),
+    ("voice", "couldn't fetch that recording", None),  # a file id Telegram no longer has: asked to resend
     ("document", "can't read files", None),
     ("photo", "can't keep photos", "Whiteboard from the huddle"),
     ("forwarded", None, "(forwarded) Minutes: agreed the pilot"),

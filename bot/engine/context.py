@@ -18,7 +18,7 @@ from .care import Care
 from .followups import FollowUp, FollowUpPicker
 from .guard import Guard
 from .ports import (Clock, Deidentifier, Embedder, FormPrinter, Generator, Journal, Lifecycle, Literature, Mentoring,
-                    Notices, People, Sharing)
+                    Notices, People, Sharing, Transcriber)
 from .prompt_data import PromptData, Step
 from .records import Reply
 from .risk import RiskScreen
@@ -47,6 +47,8 @@ class Settings:
     search_min_similarity: float = 0.20
     search_margin: float = 0.08
     journal_page: int = 10
+    voice_max_seconds: float = 300.0  # longest voice note transcribed
+    voice_max_bytes: int = 20 * 1024 * 1024  # largest audio file taken
 
 
 @dataclass
@@ -67,6 +69,7 @@ class Context:
     safety_banks: dict | None = None  # the safety examples, embedded once by composition
     deidentifier: Deidentifier | None = None  # finds identifiers before a share or an export (loads lazily)
     printer: FormPrinter | None = None  # portfolio forms as PDF
+    transcriber: Transcriber | None = None  # None: voice notes are switched off
     guard: Guard = field(init=False)
     care: Care = field(init=False)
     picker: FollowUpPicker = field(init=False)

@@ -2,7 +2,7 @@
 
 The engine depends on these shapes only. storage/ implements Journal, People,
 Notices, Sharing and Mentoring, bot/llm implements Generator, bot/retrieval
-implements Literature and Embedder. Tests
+implements Literature and Embedder, bot/voice implements Transcriber. Tests
 may pass their own implementations where they must control a boundary (a
 clock, a model that fails).
 """
@@ -101,6 +101,29 @@ class Generator(Protocol):
 
     async def generate(self, user: str, task: str, variables: dict[str, str],
                        on_partial: Callable[[str], None] | None = None) -> Generation: ...
+
+
+TranscriptStatus = Literal["ok", "empty", "too_long", "undecodable", "unavailable", "failed"]
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What was heard in a clip, or why nothing was: the audio is gone either way."""
+
+    text: str
+    status: TranscriptStatus = "ok"
+    seconds: float = 0.0  # the clip's length, once decoded
+
+
+class Transcriber(Protocol):
+    """Speech to text on the host. One heavy job at a time, shared with the Generator."""
+
+    @property
+    def available(self) -> bool: ...
+
+    async def transcribe(self, user: str, audio: bytes, max_seconds: float,
+                         on_wait: Callable[[int], None] | None = None) -> Transcript:
+        """Transcribe audio held in memory; `on_wait(ahead)` is called when the job has to wait its turn."""
 
 
 class Literature(Protocol):
