@@ -180,9 +180,10 @@ class RiskScreen:
                     break
         if len(weak_urgent) >= 2 and not found["urgent"] and sims is not None:
             # Two different faint signs in one message (a will sorted, things given away) are urgent
-            # when the message also reads more like the urgent examples than the not-risk ones.
+            # when the message also reads more like the urgent examples than the not-risk ones: two
+            # signs are evidence enough that no extra margin is asked for.
             lead = sims["urgent"][:MAX_SENTENCES] - sims["not_risk"][:MAX_SENTENCES]
-            if float(lead.max()) >= t.margin:
+            if float(lead.max()) > 0:
                 found["urgent"].append(int(lead.argmax()))
         if found["urgent"]:
             return Screening("urgent", tuple(found["urgent"]))
