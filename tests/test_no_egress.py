@@ -6,7 +6,8 @@ thread, native libraries included (a Python audit hook cannot: onnxruntime's
 telemetry resolves its host from C++). They stay up for 20 s, longer than the
 telemetry takes to start. Any DNS query, any connection to a name service
 socket, or any connection to an address other than loopback fails the test;
-the bot's connections must all go to the emulator's port.
+the bot's connections must all go to the emulator's port. Both transcribe a
+voice note meanwhile (Whisper tiny.en: faster-whisper imports huggingface_hub).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SPANNER, write_config
+from conftest import ROOT, SPANNER, write_config
 from storage.journal import SqlJournal
 from storage.people import People
 from telegram_emulator import TelegramEmulator
@@ -71,15 +72,18 @@ def _network_calls(trace: Path) -> tuple[list[tuple[str, int, str]], list[str], 
 
 
 def test_chat_and_telegram_make_no_dns_query_and_no_outside_connection_at_the_os_level(
-        tmp_path, data_dir, model_path):
+        tmp_path, data_dir, model_path, whisper_dir):
     emulator = TelegramEmulator().start()
     home = tmp_path / "home"  # where onnxruntime would drop its device id (~/.cache/Microsoft)
     home.mkdir()
     env = {**os.environ, "HOME": str(home), "SPANNER_TELEGRAM_TOKEN": emulator.token}
-    env.pop("ORT_DISABLE_TELEMETRY", None)  # Spanner must switch it off itself, at every entry point
+    for switch in ("ORT_DISABLE_TELEMETRY", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+        env.pop(switch, None)  # Spanner must switch them off itself, at every entry point
+    voice = ROOT / "tests" / "fixtures" / "voice" / "discharge.ogg"
     try:
         cfg = write_config(tmp_path / "c.toml", data_dir, model_path,
-                           f'\n[telegram]\nbase_url = "{emulator.base_url}"\npoll_timeout = 1\n')
+                           f'\n[telegram]\nbase_url = "{emulator.base_url}"\npoll_timeout = 1\n'
+                           f'\n[voice]\nmodel = "{whisper_dir}"\n')
         journal = SqlJournal.open(data_dir)
         people = People(journal)
         people.redeem(people.create_invite("spanner"), "telegram:501", "Alex")
@@ -91,15 +95,19 @@ def test_chat_and_telegram_make_no_dns_query_and_no_outside_connection_at_the_os
                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         started = time.monotonic()
         try:
-            chat.stdin.write(b"/reflect\nA meeting.\nThey wanted more beds.\nWhy not.\n/skip\n/skip\nsave\n/search beds\n")
+            chat.stdin.write(b"/reflect\nA meeting.\nThey wanted more beds.\nWhy not.\n/skip\n/skip\nsave\n/search beds\n"
+                             b"/voice " + str(voice).encode() + b"\n")
             chat.stdin.flush()
             emulator.send_text(501, "/reflect")
             emulator.wait_text(501, "(1/9)", timeout=90)
             emulator.send_text(501, "A quick meeting about the rota.")
             emulator.wait_text(501, "(2/9)", timeout=90)
+            emulator.send_audio(501, voice.read_bytes())
+            emulator.wait_text(501, "discharge meeting", timeout=90)
             time.sleep(max(0.0, RUN_SECONDS - (time.monotonic() - started)))
             out, _ = chat.communicate(b"", timeout=120)
             assert b"(3/9)" in out  # the chat really ran (embedder, model and all) while traced
+            assert b"discharge meeting" in out  # and transcribed a voice note
         finally:
             _stop(bot)
             if chat.poll() is None:

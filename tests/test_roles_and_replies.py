@@ -336,12 +336,15 @@ def test_cancel_asks_before_dropping_a_reflection_with_answers(chat):
 
 
 def test_the_model_notice_appears_only_when_the_model_is_really_unavailable(make_app, make_config, tmp_path):
-    off = Chat(make_app(make_config(**{"llm.enabled": False}), clock=FixedClock()))
+    # The model writes follow-ups only under the "model" strategy (the default is curated: no model at all).
+    model = {"reflection.followup_strategy": "model"}
+    off = Chat(make_app(make_config(**{"llm.enabled": False}, **model), clock=FixedClock()))
     off.say("/reflect")
     off.say("Discharge meeting with the ward manager.")
     texts = off.say("The ward wanted speed; social care wanted notice.")
     assert not any("isn't available" in t for t in texts)  # switched off on purpose: nothing to announce
-    missing = Chat(make_app(make_config(**{"llm.model_path": str(tmp_path / "nowhere.gguf")}), clock=FixedClock()))
+    missing = Chat(make_app(make_config(**{"llm.model_path": str(tmp_path / "nowhere.gguf")}, **model),
+                            clock=FixedClock()))
     missing.say("/reflect")
     missing.say("Discharge meeting with the ward manager.")
     notice = next(t for t in missing.say("The ward wanted speed.") if "isn't available" in t)

@@ -58,6 +58,84 @@ UNSEEN_NOT_RISK = [
     "Honestly, that portal will be the death of me, it crashed three times.",
 ]
 
+# Short everyday notes, the kind typed on the way out of a meeting. A few words have a vague
+# meaning, close to everything; none of these may get a crisis or distress reply.
+SHORT_EVERYDAY_NOTES = [
+    'a trip to the seaside',
+    'going away in the summer',
+    'vacation with my children',
+    'A note to keep.',
+    'Better wording of the note.',
+    'Note to self.',
+    'Notes from today.',
+    'Quick note about the ward round.',
+    'Left a note for the night team.',
+    'Wrote up my notes.',
+    'The note is on the system now.',
+    'Plan agreed.',
+    'Final plan sent.',
+    'My plan for tomorrow.',
+    'The end of the project.',
+    'Ending the pilot next month.',
+    'Last day on the ward.',
+    'Saying goodbye to the team.',
+    'Leaving do on Friday.',
+    'Gave away the spare chairs.',
+    'Sorted the paperwork.',
+    'Letters to families sent.',
+    'Wrote letters to each provider.',
+    'Will sort tomorrow.',
+    'Done for today.',
+    'Going home.',
+    'Tired but fine.',
+    'Long day.',
+    "That's it from me.",
+    'All done.',
+    'Nothing more to add.',
+    'Test note.',
+    'hello',
+    'Remember the deadline.',
+    'Final version attached.',
+    'Tidied up my desk.',
+    'Handover done.',
+    "It's over, the contract went to the other provider.",
+    "I've had enough of this spreadsheet.",
+    "Can't be bothered with the minutes tonight.",
+    'The bridge meeting was cancelled.',
+    'Medication round overran.',
+    'Overdose protocol reviewed with pharmacy.',
+    'Need to chase the OT report.',
+    "Note: ring the carers' centre.",
+    'Minutes to circulate by Friday.',
+    'Good meeting, for once.',
+    'Quiet day.',
+    'Car park full again.',
+    'Lost my badge.',
+    'Plans changed at the last minute.',
+    'Meeting moved to Thursday.',
+    'Finally finished the audit.',
+    'Farewell to the old IT system.',
+    'The end of an era in outpatients.',
+    'Heading off.',
+    'Back tomorrow.',
+    'Last one of the day.',
+    'All my notes are in the drawer at work.',
+    'Left my notes in the car.',
+    'Wrote my reflection late.',
+    'Nothing happened, really.',
+    'Signed off the business case.',
+    'My last meeting with the CCG team before it closes.',
+    'Giving my old desk to the new starter.',
+    'Writing the leaving card for Sam.',
+    'Bed meeting was chaos.',
+    'Need to sleep on it.',
+    'Will think about it over the weekend.',
+    'No more to say on this.',
+    'Tying up loose ends before leave.',
+    'Dropping the pilot, not enough referrals.',
+    "I'm done with this draft.",
+]
+
 
 class CachedEmbedder:
     """The real offline embedder with a memo: building many screens stays quick."""
@@ -164,6 +242,11 @@ def test_distress_is_caught(screen, sentence):
 
 @pytest.mark.parametrize("sentence", UNSEEN_NOT_RISK)
 def test_hard_negatives_do_not_trigger(screen, sentence):
+    assert screen.level(sentence) is None
+
+
+@pytest.mark.parametrize("sentence", SHORT_EVERYDAY_NOTES)
+def test_short_everyday_notes_get_no_crisis_or_distress_reply(screen, sentence):
     assert screen.level(sentence) is None
 
 

@@ -47,6 +47,6 @@ def share_whole_entry(emulator, user_id: int, number: int) -> None:
     """The author shares entry `number` with their one supervisor, whole, names kept, by the buttons."""
     emulator.send_text(user_id, f"/share {number}")
     emulator.press(user_id, "share:scope:full", emulator.wait_text(user_id, "How much").message_id)
-    emulator.press(user_id, "share:labels:no", emulator.wait_text(user_id, "Replace the names").message_id)
+    emulator.press(user_id, "share:labels:no", emulator.wait_text(user_id, "could identify someone").message_id)
     emulator.press(user_id, "share:confirm:yes", emulator.wait_text(user_id, "exactly what they will see").message_id)
     emulator.wait_text(user_id, f"Entry #{number} is shared")

@@ -5,18 +5,23 @@ message per line and stops at end of input, so a whole session can be
 scripted. Buttons are printed as numbered options; typing the number or the
 label presses it, as tapping a button would in Telegram. The buttons of every
 message in the last answer stay pressable, so a notice never loses its own.
+`/voice PATH` sends an audio file as a voice note would arrive on Telegram (the
+file is read into memory, never copied, and left where it is).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from bot.engine.engine import Engine
-from bot.engine.records import Choice, Event, Reply
+from bot.engine.records import AudioClip, AudioUnavailable, Choice, Event, Reply
+
+VOICE_LINE = re.compile(r"^/voice(?:@\S+)?\s+(.+)$", re.I)
 
 
 def render(reply: Reply, first: int = 1) -> str:
@@ -52,8 +57,13 @@ class ConsoleChat:
 
     async def send(self, line: str) -> list[Reply]:
         choice = _choice_for(line, self._choices) if self._choices else None
-        event = Event(user=self.user, display_name=self.display_name,
-                      text="" if choice else line, choice=choice)
+        voice = VOICE_LINE.match(line.strip()) if not choice else None
+        if voice:
+            event = Event(user=self.user, display_name=self.display_name, kind="voice",
+                          audio=audio_file(voice.group(1).strip().strip("'\"")))
+        else:
+            event = Event(user=self.user, display_name=self.display_name,
+                          text="" if choice else line, choice=choice)
         replies = await self.engine.handle(event)
         # Every button of this answer stays pressable, numbered across the messages (as in a
         # Telegram chat, where a notice keeps its buttons beside the greeting that follows it).
@@ -81,6 +91,19 @@ class ConsoleChat:
 
     async def greet(self) -> None:
         await self.send("/start")
+
+
+def audio_file(path: str) -> AudioClip:
+    """An audio file on this computer as a clip; its bytes are read only when it is transcribed."""
+    target = Path(path).expanduser()
+
+    async def fetch() -> bytes:
+        try:
+            return await asyncio.to_thread(target.read_bytes)
+        except OSError:
+            raise AudioUnavailable("missing") from None
+    size = target.stat().st_size if target.is_file() else None
+    return AudioClip(fetch=fetch, size=size)
 
 
 def _decode(raw: bytes) -> str:

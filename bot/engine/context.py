@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 from .care import Care
 from .followups import FollowUp, FollowUpPicker
 from .guard import Guard
-from .ports import (Charts, Clock, Embedder, Generator, Journal, Lifecycle, Literature, Mentoring, Notices, People,
-                    Sharing)
+from .ports import (Charts, Clock, Deidentifier, Embedder, FormPrinter, Generator, Journal, Lifecycle, Literature,
+                    Mentoring, Notices, People, Sharing, Transcriber)
 from .prompt_data import PromptData, Step
 from .records import Reply
 from .risk import RiskScreen
@@ -50,6 +50,8 @@ class Settings:
     search_idle_minutes: float = 30.0
     search_results: int = 8
     journal_page: int = 10
+    voice_max_seconds: float = 300.0  # longest voice note transcribed
+    voice_max_bytes: int = 20 * 1024 * 1024  # largest audio file taken
 
 
 @dataclass
@@ -69,6 +71,9 @@ class Context:
     tick: Callable[[], object] | None = None  # run the scheduler now (set at composition)
     safety_banks: dict | None = None  # the safety examples, embedded once by composition
     charts: Charts | None = None  # draws /insights charts (bot/charts.py); None: text only
+    deidentifier: Deidentifier | None = None  # finds identifiers before a share or an export (loads lazily)
+    printer: FormPrinter | None = None  # portfolio forms as PDF
+    transcriber: Transcriber | None = None  # None: voice notes are switched off
     guard: Guard = field(init=False)
     care: Care = field(init=False)
     picker: FollowUpPicker = field(init=False)
@@ -167,6 +172,7 @@ class Context:
                 log.warning("generation raised %s", type(exc).__name__)
                 status, text = "failed", ""
         if status != "ok":
+            log.info("model %s for a %s: curated question used", status, task)  # the status only, never text
             if user not in self._told_unavailable:
                 self._told_unavailable.add(user)
                 notices.append(Reply(self.say("model_unavailable")))

@@ -18,6 +18,7 @@ import asyncio
 import errno
 import logging
 from collections import defaultdict
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from .care_commands import CareCommands
@@ -34,6 +35,7 @@ from .registry import Call, Registry, run
 from .reply_commands import ReplyCommands
 from .sharing_commands import SharingCommands
 from .unit import UnitOfWork, current_unit
+from .voice_commands import VoiceCommands
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +62,11 @@ class Engine:
         self.general = GeneralCommands(ctx, self.registry, self.reflection, self.mentoring, self.sharing)
         self.care = CareCommands(ctx, self.reflection, self.journal)
         self.insights = InsightCommands(ctx, self.journal)
+        self.voice = VoiceCommands(ctx, self._use_text)
         # "/note NAME TEXT" to a mentee or mentor is a note to them, not a quick note.
         self.journal.addressed = self.mentoring.addressed_note
         for flow in (self.general, self.reflecting, self.journal, self.sharing, self.mentoring, self.replies,
-                     self.care, self.insights):
+                     self.care, self.voice, self.insights):
             flow.register(self.registry)
         # Typed text nothing else claims (no reflection going on) is kept as a quick note: always last.
         self.registry.on_text(self.journal.quick_note)
@@ -155,6 +158,14 @@ class Engine:
         """
         return await self.care.screen(user, text, state, go_on, answer)
 
+    async def _use_text(self, call: Call, text: str) -> list[Reply]:
+        """Words the person chose to use (a transcript): the same path as typed text, never a command."""
+        problem = problem_with(text, self.ctx.settings.max_message_chars)
+        if problem:
+            return [Reply(self.ctx.say(problem[0], **problem[1]))]
+        event = replace(call.event, text=text, choice=None)
+        return await self._before_text(call.user, text, call.state, lambda: self._plain(event, call.state, text))
+
     async def _after_screen(self, event: Event, state: dict, text: str) -> list[Reply]:
         """A screened text: a command, or typed text for a pending action or a flow."""
         command = parse_command(text)
@@ -192,6 +203,11 @@ class Engine:
         """Stickers, photos, voice, files, edits, forwards: keep what is words, explain the rest."""
         if event.kind == "edited":
             return [Reply(self.ctx.say("edited_message"))]
+        if event.kind == "voice" and event.audio is not None:
+            replies = await self.voice.received(event, state)
+            if not is_blank(event.text):  # a caption: words we can keep, handled like any message
+                replies += await self._dispatch(Event(user=event.user, text=event.text, id=event.id), state)
+            return replies
         if event.kind == "forwarded":
             if is_blank(event.text):
                 return [Reply(self.ctx.say("unsupported_media"))]

@@ -2,7 +2,7 @@
 
 The engine depends on these shapes only. storage/ implements Journal, People,
 Notices, Sharing and Mentoring, bot/llm implements Generator, bot/retrieval
-implements Literature and Embedder. Tests
+implements Literature and Embedder, bot/voice implements Transcriber. Tests
 may pass their own implementations where they must control a boundary (a
 clock, a model that fails).
 """
@@ -36,6 +36,16 @@ class Suggestion:
     idea: str
     themes: tuple[str, ...]
     similarity: float
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something in a text that may identify someone: where it is and what kind (person, postcode...)."""
+
+    start: int
+    end: int
+    kind: str
+    score: float = 1.0
 
 
 class Clock(Protocol):
@@ -103,6 +113,29 @@ class Generator(Protocol):
 
     async def generate(self, user: str, task: str, variables: dict[str, str],
                        on_partial: Callable[[str], None] | None = None) -> Generation: ...
+
+
+TranscriptStatus = Literal["ok", "empty", "too_long", "undecodable", "unavailable", "failed"]
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What was heard in a clip, or why nothing was: the audio is gone either way."""
+
+    text: str
+    status: TranscriptStatus = "ok"
+    seconds: float = 0.0  # the clip's length, once decoded
+
+
+class Transcriber(Protocol):
+    """Speech to text on the host. One heavy job at a time, shared with the Generator."""
+
+    @property
+    def available(self) -> bool: ...
+
+    async def transcribe(self, user: str, audio: bytes, max_seconds: float,
+                         on_wait: Callable[[int], None] | None = None) -> Transcript:
+        """Transcribe audio held in memory; `on_wait(ahead)` is called when the job has to wait its turn."""
 
 
 class Literature(Protocol):
@@ -221,3 +254,22 @@ class Mentoring(Protocol):
     def snooze(self, user: str, until) -> bool: ...
 
     def finish_week(self, user: str, week: int, state: str) -> None: ...
+
+
+class Deidentifier(Protocol):
+    """Finds people, organisations and identifiers in a person's words, and writes replacements.
+
+    Loaded only when someone shares or exports (the language model behind it is not small)."""
+
+    def find(self, texts: Sequence[str]) -> list[list[Finding]]:
+        """For each text, what in it may identify someone."""
+
+    def replace(self, text: str, swaps: Sequence[tuple[int, int, str]]) -> str:
+        """The text with each (start, end) span replaced by its label."""
+
+
+class FormPrinter(Protocol):
+    """Lays a portfolio out as a PDF form (bot/documents)."""
+
+    def pdf(self, document) -> bytes:
+        """The PDF of a portfolio.Document."""

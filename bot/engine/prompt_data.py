@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 import string
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .export_formats import DeidRules, ExportFormat, load_deid, load_formats
 from .safety_data import SafetyRules, compiles, load_safety
 
 
@@ -89,7 +90,8 @@ class Step(Bank):
                 raise ValueError(f"choices: {label!r} is not one of this step's options {list(self.options)}")
             if not questions:
                 raise ValueError(f"choices: {label!r} needs at least one question")
-            _all_questions(questions, f"choice question for {label!r}")
+            # The name of what is checked, for the start-up error (a message for whoever edits the file).
+            _all_questions(questions, "choice question for " + repr(label))
         return self
 
 
@@ -222,7 +224,7 @@ MESSAGE_KEYS: dict[str, set[str]] = {
     "edited_message": set(), "sticker_received": set(), "photo_received": set(), "voice_received": set(),
     "document_received": set(), "unsupported_media": set(), "stranger": set(), "invite_invalid": set(),
     "group_left": set(), "queue_wait": {"ahead"}, "sharing_unavailable": set(), "share_no_readers": set(),
-    "share_who": {"number"}, "share_scope": set(), "share_labels": set(), "share_preview": {"content"},
+    "share_who": {"number"}, "share_scope": set(), "share_preview": {"content"},
     "share_cancelled": set(), "shared_done": {"number"}, "unshared": {"number"}, "not_shared": {"number"},
     "nothing_shared": set(), "shared_header": set(), "access_none": set(), "access_header": set(),
     "supervisors_only": set(), "team_empty": set(), "team_header": set(), "review_empty": set(),
@@ -275,6 +277,22 @@ MESSAGE_KEYS: dict[str, set[str]] = {
     "export_comment_line": {"number", "text", "when", "who"}, "export_read_line": {"number", "role", "when"},
     "export_notes": set(), "export_note_line": {"text", "when", "who"}, "checkin_title": {"title", "week"},
     "checkin_question_title": {"number"},
+    # Safe sharing and portfolio exports (deidentify.py, portfolio_commands.py).
+    "deid_found": {"kinds"}, "deid_none": set(), "incident_line": set(), "deid_changes": {"count"},
+    "deid_change_line": {"n", "original", "label"}, "deid_kept_line": {"n", "original"}, "button_undo": {"n"},
+    "button_redo": {"n"}, "label_place": set(),
+    **{f"deid_kind_{k}": set() for k in ("person", "organisation", "place", "nhs_number", "ni_number", "postcode",
+                                          "phone", "date_of_birth", "ward", "bed", "email")},
+    **{f"deid_label_{k}": set() for k in ("nhs_number", "ni_number", "postcode", "phone", "date_of_birth", "ward",
+                                           "bed", "email")},
+    "portfolio_usage": {"formats"}, "portfolio_bad_date": {"text"}, "portfolio_nothing": set(),
+    "portfolio_theme": {"n", "total", "number", "date"}, "button_theme": {"mark", "theme"}, "button_next": set(),
+    "portfolio_ready": {"count", "title"}, "button_make": set(), "button_make_ai": set(), "button_make_no": set(),
+    "portfolio_done": {"count"}, "portfolio_pdf": set(), "portfolio_cancelled": set(),
+    "portfolio_file_name": {"format", "date"}, "portfolio_period": {"start", "end", "today"},
+    "portfolio_start": set(), "portfolio_empty_field": set(), "portfolio_no_theme": set(),
+    "portfolio_gaps_heading": {"months"}, "portfolio_gap_line": {"start", "end"}, "portfolio_no_gaps": {"months"},
+    "portfolio_ai_heading": set(), "portfolio_ai_note": set(),
 }
 
 
@@ -291,6 +309,8 @@ class PromptData:
     followups: FollowupRules
     commands: dict[str, CommandText]
     commands_file: str = "prompts/commands.toml"  # where the commands' words came from, for error messages
+    deidentify: DeidRules | None = None  # prompts/deidentify.toml
+    exports: dict[str, ExportFormat] = field(default_factory=dict)  # prompts/exports/*.toml, by name
 
     def say(self, key: str, **values: object) -> str:
         return self.messages[key].format(**values)
@@ -447,6 +467,10 @@ def load_prompt_data(prompts_dir: Path) -> PromptData:
         tdata, ttext = _load_toml(tpath)
         templates[task] = _validate(Template, tpath, tdata, ttext)
     safety = load_safety(prompts_dir, _load_toml, _validate)
+    deidentify = load_deid(prompts_dir, _load_toml, _validate)
+    step_ids = {s.id for p in protocols.values() for s in p.steps}
+    exports = load_formats(prompts_dir, _load_toml, _validate, step_ids, PromptDataError)
     return PromptData(protocols=protocols, messages={k: str(v) for k, v in messages.items()},
                       guard=guard, templates=templates, programmes=programmes, safety=safety,
-                      followups=followups, commands=commands, commands_file=str(cpath))
+                      followups=followups, commands=commands, commands_file=str(cpath),
+                      deidentify=deidentify, exports=exports)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from typing import Awaitable, Callable
 
 # Entries are the journal's own records (pure data, defined with storage at the bottom layer).
 from storage.records import Answer, Entry  # noqa: F401  (re-exported for the engine)
@@ -56,6 +57,28 @@ class Reply:
                    bool(data.get("generated")), attachment)
 
 
+class AudioUnavailable(Exception):
+    """The audio of a clip cannot be had: `reason` is "too_big" (over the transport's limit), "gone"
+    (expired or missing) or "unreachable" (the transport failed just now). The person is asked to resend."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    """A voice message or audio file, not fetched yet: what the transport says of it, and how to fetch it.
+
+    `fetch` brings the bytes into memory only (never to disk) or raises AudioUnavailable. On Telegram it
+    asks for the file by its id, so an event handled again after a crash fetches the audio again.
+    """
+
+    fetch: Callable[[], Awaitable[bytes]]
+    seconds: float | None = None  # as the transport reports it; checked again after decoding
+    size: int | None = None
+
+
 @dataclass(frozen=True)
 class Event:
     """Something a user did: typed text, pressed a button (choice data), or sent something else.
@@ -73,3 +96,4 @@ class Event:
     # What was sent: text, sticker, photo, voice, document, edited, forwarded or other.
     kind: str = "text"
     onboarding: bool = False  # the user has just joined through an invite
+    audio: AudioClip | None = None  # a voice message or audio file (kind "voice")

@@ -9,20 +9,19 @@ Comments on a shared entry are threads (reply_commands).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .context import Context
 from .export import build_json, build_markdown, to_bytes
 from .inputs import parse_number
 from .journal_commands import JournalCommands
-from .labels import pseudonymise
+from .portfolio_commands import PortfolioCommands
+from .share_check import ShareCheck, toggle
 from .records import Attachment, Choice, Entry, Reply
 from .registry import JOURNALING, Button, Call, Registry
 from .reply_commands import REPLY
 
 READER_ROLES = ("supervisor", "admin")
 #: The steps of /share: which reader, how much, names replaced or not, and the final yes or no.
-SHARE = Button("share", r"(reader:\d{1,2}|scope:(?:summary|full)|labels:(?:yes|no)|confirm:(?:yes|no))")
+SHARE = Button("share", r"(reader:\d{1,2}|scope:(?:summary|full)|labels:(?:yes|no)|undo:\d{1,3}|confirm:(?:yes|no))")
 #: Read one shared entry (the share's id).
 READ = Button("rv", r"(\d{1,9})")
 #: The two confirmations of /forget, or "no".
@@ -33,6 +32,8 @@ class SharingCommands:
     def __init__(self, ctx: Context, journal: JournalCommands):
         self.ctx = ctx
         self.journal = journal
+        self.check = ShareCheck(ctx)
+        self.portfolio = PortfolioCommands(ctx, self.check)
 
     def register(self, r: Registry) -> None:
         r.command("share", lambda call: self.share(call.user, call.args, call.state), JOURNALING)
@@ -41,7 +42,8 @@ class SharingCommands:
         r.command("access", lambda call: self.access(call.user), JOURNALING)
         r.command("team", lambda call: self.team(call.user), READER_ROLES)
         r.command("review", lambda call: self.review(call.user), READER_ROLES)
-        r.command("export", lambda call: self.export(call.user))
+        r.command("export", self._export)
+        self.portfolio.register(r)
         r.command("forget", lambda call: self.forget(call.user, call.state))
         r.button(SHARE, lambda call: self._choose(call.user, call.values[0], call.state))
         r.button(READ, lambda call: self.read(call.user, int(call.values[0])))
@@ -63,27 +65,28 @@ class SharingCommands:
 
     # ----- the author's side ----------------------------------------------------------------
 
-    def content(self, entry: Entry, scope: str, labelled: bool) -> str:
-        if labelled:
-            entry = self._labelled(entry)
+    def content(self, entry: Entry, scope: str, undone: list[int] | None) -> str:
+        """What the reader will see: with names replaced unless `undone` is None (names kept)."""
+        if undone is not None:
+            checked, sizes = self.check.entry_plan([entry], "share")
+            entry = self.check.apply([entry], checked, sizes, undone)[0]
         if scope == "summary":
             return entry.summary or entry.note or entry.title
         return self.journal.show_text(entry)
 
-    def _labelled(self, entry: Entry) -> Entry:
-        """The same entry with names replaced in what the user wrote (never in our own questions)."""
-        common = {w.lower() for w in self.ctx.prompts.guard.common_capitalised}
-        own_words = " ".join([entry.note, entry.summary] + [a.answer + " " + a.followup_answer
-                                                            for a in entry.answers])
-
-        kinds = (self.ctx.say("label_person"), self.ctx.say("label_organisation"))
-
-        def swap(text: str) -> str:
-            return pseudonymise(text, common, context=own_words, kinds=kinds) if text else text
-        return replace(entry, note=swap(entry.note), summary=swap(entry.summary), title=swap(entry.title),
-                       tags=[swap(t) for t in entry.tags],
-                       answers=[replace(a, answer=swap(a.answer), followup_answer=swap(a.followup_answer))
-                                for a in entry.answers])
+    def _preview(self, entry: Entry, pending: dict) -> list[Reply]:
+        """Exactly what will be shared, then (with names replaced) every replacement with its Undo button."""
+        say = self.ctx.say
+        undone = pending["undone"] if pending["labelled"] else None
+        replies = [Reply(say("share_preview", content=self.content(entry, pending["scope"], undone)),
+                         (Choice(say("button_share_yes"), SHARE.data("confirm:yes")),
+                          Choice(say("button_share_no"), SHARE.data("confirm:no"))))]
+        if pending["labelled"]:
+            checked, _ = self.check.entry_plan([entry], "share")
+            changes = self.check.changes(checked, undone, lambda i: SHARE.data(f"undo:{i}"))
+            if changes is not None:
+                replies.append(changes)
+        return replies
 
     def share(self, user: str, args: str, state: dict) -> list[Reply]:
         if self.port is None:
@@ -114,19 +117,25 @@ class SharingCommands:
             pending["reader"] = pending["readers"][int(value)]
             return [Reply(say("share_scope"), (Choice(say("button_scope_summary"), SHARE.data("scope:summary")),
                                                Choice(say("button_scope_full"), SHARE.data("scope:full"))))]
-        if kind == "scope" and "reader" in pending:
-            pending["scope"] = value
-            return [Reply(say("share_labels"), (Choice(say("button_labels_yes"), SHARE.data("labels:yes")),
-                                                Choice(say("button_labels_no"), SHARE.data("labels:no"))))]
-        if kind == "labels" and "scope" in pending:
-            pending["labelled"] = value == "yes"
+        if kind in ("scope", "labels", "undo") and "reader" in pending:
             entry = self.ctx.journal.get_entry(user, pending["number"])
             if entry is None:
                 state.pop("pending", None)
                 return [Reply(say("not_found", number=pending["number"]))]
-            return [Reply(say("share_preview", content=self.content(entry, pending["scope"], pending["labelled"])),
-                          (Choice(say("button_share_yes"), SHARE.data("confirm:yes")),
-                           Choice(say("button_share_no"), SHARE.data("confirm:no"))))]
+        if kind == "scope" and "reader" in pending:
+            pending["scope"] = value
+            # The check before anything leaves the journal: what could identify someone, by kind.
+            checked, _ = self.check.entry_plan([entry], "share")
+            return [Reply(self.check.found_text(checked),
+                          (Choice(say("button_labels_yes"), SHARE.data("labels:yes")),
+                           Choice(say("button_labels_no"), SHARE.data("labels:no"))))]
+        if kind == "labels" and "scope" in pending:
+            pending["labelled"], pending["undone"] = value == "yes", []
+            return self._preview(entry, pending)
+        if kind == "undo" and pending.get("labelled"):
+            undone = pending["undone"]
+            toggle(undone, int(value))
+            return self._preview(entry, pending)
         if kind == "confirm" and "labelled" in pending:
             state.pop("pending", None)
             if value != "yes":
@@ -134,8 +143,9 @@ class SharingCommands:
             entry = self.ctx.journal.get_entry(user, pending["number"])
             if entry is None:
                 return [Reply(say("not_found", number=pending["number"]))]
+            undone = pending["undone"] if pending["labelled"] else None
             share_id = self.port.share(user, entry.number, pending["reader"], pending["scope"], pending["labelled"],
-                                       self.content(entry, pending["scope"], pending["labelled"]))
+                                       self.content(entry, pending["scope"], undone))
             # The reader is told at once, with a button to read it (the read is logged as always).
             self.ctx.notices.notify(pending["reader"], {
                 "text": say("shared_with_you", name=self.ctx.journal.display_name(user), number=entry.number,
@@ -222,6 +232,12 @@ class SharingCommands:
         return [Reply("\n".join(lines), (Choice(say("button_comment"), REPLY.data("s", share_id)),))]
 
     # ----- export and forget ------------------------------------------------------------------
+
+    def _export(self, call: Call) -> list[Reply]:
+        """/export: everything; /export portfolio FORMAT ...: a regulator's form (portfolio_commands)."""
+        if call.args.split()[:1] and call.args.split()[0].lower() == "portfolio":
+            return self.portfolio.start(call.user, call.args.split(None, 1)[1:], call.state)
+        return self.export(call.user)
 
     def export(self, user: str) -> list[Reply]:
         entries = self.ctx.journal.list_entries(user, 1_000_000)

@@ -23,6 +23,8 @@ from typing import Callable
 from bot.engine.ports import Generation
 from bot.engine.prompt_data import Template
 
+from bot.cpu_turns import CpuTurns
+
 from .fair_queue import FairQueue
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,8 @@ class LlamaGenerator:
                  context_tokens: int = 2048, max_tokens: int = 48, summary_max_tokens: int = 80,
                  temperature: float = 0.7, summary_temperature: float = 0.3,
                  timeout_seconds: float = 8.0, mode: str = "auto",
-                 seed: int = 1234, llama_factory: Callable[..., object] | None = None):
+                 seed: int = 1234, llama_factory: Callable[..., object] | None = None,
+                 turns: CpuTurns | None = None):
         self.model_path = Path(model_path) if model_path else None
         self.templates = templates
         self.threads = threads
@@ -69,6 +72,7 @@ class LlamaGenerator:
         self.mode = mode
         self.seed = seed
         self._factory = llama_factory
+        self.turns = turns or CpuTurns()  # shared with the transcriber: one heavy job at a time
         self._queue: FairQueue[_Job] = FairQueue()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -170,7 +174,11 @@ class LlamaGenerator:
             if got is None:
                 return
             _user, job = got
-            result = Generation("", "unavailable") if self._closing.is_set() else self._execute(job)
+            if self._closing.is_set():
+                result = Generation("", "unavailable")
+            else:
+                with self.turns.turn():
+                    result = self._execute(job)
             if not job.loop.is_closed():
                 job.loop.call_soon_threadsafe(_resolve, job.future, result)
 

@@ -39,6 +39,7 @@ from bot.engine.context import current_partial_sink
 from bot.engine.inputs import is_blank
 from bot.engine.records import Event, Reply
 
+from .audio import audio_clip, file_base_url
 from .flood import FloodControl, retry_after_seconds
 from .formatting import keyboard, split_text, strip_urls
 
@@ -65,7 +66,8 @@ class SpannerTelegram:
         self.flood = FloodControl(self.cfg.per_chat_per_second, self.cfg.per_chat_burst,
                                   self.cfg.global_per_second)
         self.application: Application = (
-            ApplicationBuilder().token(token).base_url(self.cfg.base_url).updater(None)
+            ApplicationBuilder().token(token).base_url(self.cfg.base_url)
+            .base_file_url(file_base_url(self.cfg.base_url)).updater(None)
             .connection_pool_size(64).pool_timeout(30.0)
             .get_updates_read_timeout(self.cfg.poll_timeout + 15.0).build())
         self.application.add_handler(TypeHandler(Update, self._on_update))
@@ -289,8 +291,9 @@ class SpannerTelegram:
             return Event(kind="sticker", **common)
         if msg.photo:
             return Event(kind="photo", text=caption, **common)
-        if msg.voice is not None or msg.audio is not None or msg.video_note is not None:
-            return Event(kind="voice", text=caption, **common)
+        clip = audio_clip(self.bot, msg)
+        if clip is not None:  # fetched by its file id only when handled: the sound is never stored
+            return Event(kind="voice", text=caption, audio=clip, **common)
         if msg.document is not None:
             return Event(kind="document", text=caption, **common)
         return Event(kind="other", text=caption, **common)

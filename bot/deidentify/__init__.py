@@ -1,0 +1,1 @@
+"""Finding people, organisations and UK identifiers in what a person wrote (Presidio over spaCy)."""

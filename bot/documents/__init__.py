@@ -1,0 +1,1 @@
+"""Documents Spanner hands to a person: portfolio forms as PDF (reportlab)."""
