@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from .charts import MatplotlibCharts
 from .config import Config, ConfigError
 from .cpu_turns import CpuTurns
 from .engine.context import Context, Settings
@@ -30,10 +31,15 @@ class Eraser:
 
     def __init__(self, journal):
         self.journal = journal
+        self.on_forget = None  # set at composition: the search index drops what it holds for them
 
     def forget(self, user: str) -> bool:
         from storage.lifecycle import forget
-        return forget(self.journal, user)
+        try:
+            return forget(self.journal, user)
+        finally:
+            if self.on_forget is not None:
+                self.on_forget(user)
 
 
 class SystemClock:
@@ -89,6 +95,15 @@ def build_literature(config: Config, embedder):
 
     return LiteratureIndex(config.data_dir / "chroma", embedder, config.retrieval.collection,
                            config.retrieval.min_similarity)
+
+
+def build_ingest_index(config: Config):
+    """The literature index for a batch ingest: a batch per core, each on one onnxruntime thread."""
+    import os
+
+    index = build_literature(config, build_embedder(config, threads=1))
+    index.ingest_workers = os.cpu_count() or 1
+    return index
 
 
 def build_transcriber(config: Config, turns: CpuTurns | None = None):
@@ -187,7 +202,9 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
         offer_literature=config.reflection.offer_literature,
         max_message_chars=config.limits.max_message_chars, model_input_chars=config.limits.model_input_chars,
         timezone=config.display.timezone, data_dir_label=str(config.data_dir),
-        idle_hours=config.reflection.idle_hours, voice_max_seconds=config.voice.max_seconds,
+        idle_hours=config.reflection.idle_hours, search_min_similarity=config.search.min_similarity,
+        search_margin=config.search.margin, search_idle_minutes=config.search.index_idle_minutes,
+        search_results=config.search.results, voice_max_seconds=config.voice.max_seconds,
         voice_max_bytes=int(config.voice.max_mb * 1024 * 1024))
     from storage.mentoring import MentoringStore
     from storage.notices import NoticeStore
@@ -201,7 +218,8 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
                   prompts=prompts, settings=settings, clock=clock, sharing=sharing, lifecycle=Eraser(journal),
                   mentoring=mentoring, people=people, notices=notices,
                   safety_banks=safety_banks(config, prompts, embedder), transcriber=transcriber,
-                  deidentifier=build_deidentifier(prompts), printer=build_printer())
+                  deidentifier=build_deidentifier(prompts), printer=build_printer(), charts=MatplotlibCharts())
+    ctx.lifecycle.on_forget = ctx.search_index.drop
     engine = Engine(ctx)
     # What a check-in, reminder or digest says is the engine's (words from prompts/).
     scheduler = CheckinScheduler(mentoring, engine.mentoring.scheduled_message, clock,

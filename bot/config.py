@@ -92,6 +92,17 @@ class ReflectionConfig(_Section):
     idle_hours: float = Field(default=12.0, gt=0, le=24 * 365)
 
 
+class SearchConfig(_Section):
+    # A match by meaning alone is shown only at or above this cosine similarity, and within `margin` of the
+    # best match. Both calibrated on our own journal with queries of known answers, some with none
+    # (tests/fixtures/search_calibration.toml, bot/evaluation/search_floor.py).
+    min_similarity: float = Field(default=0.29, ge=-1.0, le=1.0)
+    margin: float = Field(default=0.07, ge=0.0, le=2.0)
+    # A person's in-memory index (plaintext, never on disk) is dropped after this many idle minutes.
+    index_idle_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    results: int = Field(default=8, ge=1, le=50)
+
+
 class LimitsConfig(_Section):
     max_message_chars: int = Field(default=50_000, ge=100, le=1_000_000)
     model_input_chars: int = Field(default=1_500, ge=100, le=100_000)
@@ -201,6 +212,7 @@ class Config(_Section):
     retrieval: RetrievalConfig = RetrievalConfig()
     reflection: ReflectionConfig = ReflectionConfig()
     limits: LimitsConfig = LimitsConfig()
+    search: SearchConfig = SearchConfig()
     display: DisplayConfig = DisplayConfig()
     telegram: TelegramConfig = TelegramConfig()
     scheduler: SchedulerConfig = SchedulerConfig()

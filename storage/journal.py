@@ -29,6 +29,9 @@ from .records import Answer, Entry
 log = logging.getLogger(__name__)
 
 ENTRY_FIELDS = ("title", "note", "summary", "tags", "suggestion")
+#: The first 4 bytes of a vector blob holding several rows (the entry, then its passages): a float32 NaN,
+#: which no embedding contains, so a blob of one plain vector (the older format) is never mistaken for it.
+ROWS_MAGIC = b"\xff\xff\xff\xff"
 ANSWER_FIELDS = ("question", "answer", "followup_question", "followup_answer")
 
 
@@ -119,8 +122,7 @@ class SqlJournal(Store):
                   "tags": json.dumps(entry.tags), "suggestion": entry.suggestion}
         for name in ENTRY_FIELDS:
             setattr(row, f"{name}_ct", cipher.seal("entries", row.uid, name, values[name]))
-        row.vector_ct = None if vector is None else cipher.seal(
-            "entries", row.uid, "vector", struct.pack(f"<{len(vector)}f", *vector))
+        row.vector_ct = None if vector is None else cipher.seal("entries", row.uid, "vector", _pack(vector))
         row.answers.clear()
         s.flush()
         for pos, a in enumerate(entry.answers):
@@ -145,11 +147,18 @@ class SqlJournal(Store):
                      created_at=row.created_at, updated_at=row.updated_at)
 
     @staticmethod
+    def _vectors(cipher: Cipher, row: EntryRow) -> list[list[float]]:
+        """The entry's vector, then one per passage (none for an entry saved with one vector)."""
+        if row.vector_ct is None:
+            return []
+        return _unpack(cipher.open_bytes("entries", row.uid, "vector", row.vector_ct))
+
+    @staticmethod
     def _vector(cipher: Cipher, row: EntryRow) -> list[float] | None:
+        """The entry's own vector only (its passages' are read when asked for: passage_vectors)."""
         if row.vector_ct is None:
             return None
-        raw = cipher.open_bytes("entries", row.uid, "vector", row.vector_ct)
-        return list(struct.unpack(f"<{len(raw) // 4}f", raw))
+        return _unpack(cipher.open_bytes("entries", row.uid, "vector", row.vector_ct), first_only=True)[0]
 
     # ----- entries ------------------------------------------------------------
 
@@ -227,15 +236,50 @@ class SqlJournal(Store):
         checkpoint(self.engine)
         return True
 
-    def search_candidates(self, user: str) -> Iterable[tuple[Entry, Sequence[float] | None]]:
-        """All of this user's entries, decrypted in memory: there is no plaintext index on disk."""
+    def search_candidates(self, user: str, numbers: Iterable[int] | None = None,
+                          ) -> Iterable[tuple[Entry, Sequence[float] | None]]:
+        """This user's entries (all, or those numbered), decrypted in memory: no plaintext index on disk."""
         with self.sessions() as s:
             u = self.person(s, user)
             if u is None:
                 return []
             cipher = self.cipher(s, u)
-            rows = s.scalars(self._entries(u))
-            return [(self._read_entry(cipher, r), self._vector(cipher, r)) for r in rows]
+            query = self._entries(u)
+            if numbers is not None:
+                query = query.where(EntryRow.number.in_(list(numbers)))
+            return [(self._read_entry(cipher, r), self._vector(cipher, r)) for r in s.scalars(query)]
+
+    def journal_stamp(self, user: str) -> tuple | None:
+        """(entries, highest number, latest change) without decrypting anything; None for nobody.
+
+        Any add, edit or delete by any process changes it (numbers are never reused, and an edit
+        moves updated_at forward), so an in-memory index compares it before trusting itself.
+        """
+        with self.sessions() as s:
+            u = self.person(s, user)
+            if u is None:
+                return None
+            count, top, latest = s.execute(select(func.count(), func.max(EntryRow.number),
+                                                  func.max(EntryRow.updated_at))
+                                           .where(EntryRow.user_id == u.id)).one()
+            return count, top or 0, latest
+
+    def entry_stamps(self, user: str) -> dict[int, object]:
+        """Number -> when it last changed, for each of this user's entries (nothing decrypted)."""
+        with self.sessions() as s:
+            u = self.person(s, user)
+            if u is None:
+                return {}
+            rows = s.execute(select(EntryRow.number, EntryRow.updated_at).where(EntryRow.user_id == u.id))
+            return {number: when for number, when in rows}
+
+    def passage_vectors(self, user: str, number: int) -> list[list[float]]:
+        """The vectors of one entry's passages, saved with it (encrypted), in the order it was split."""
+        with self.sessions() as s:
+            u = self.person(s, user)
+            row = None if u is None else s.scalar(select(EntryRow).where(EntryRow.user_id == u.id,
+                                                                        EntryRow.number == number))
+            return [] if row is None else self._vectors(self.cipher(s, u), row)[1:]
 
     def next_number(self, user: str) -> int:
         with self.sessions() as s:
@@ -266,7 +310,7 @@ class SqlJournal(Store):
                 elif op[0] == "update":
                     row = self._row(s, u, op[1].number)
                     if row is not None:
-                        row.updated_at = utcnow()
+                        row.updated_at = op[1].updated_at = utcnow()
                         self._write_entry(s, cipher, row, op[1], op[2])
                 elif op[0] == "delete":
                     row = self._row(s, u, op[1])
@@ -318,3 +362,24 @@ class SqlJournal(Store):
         with self.sessions.begin() as s:
             u = self.person(s, user, create=True)
             self._write_state(s, self.cipher(s, u), u, state)
+
+
+def _pack(vector) -> bytes:
+    """One vector as float32s; several (the entry's, then its passages') behind ROWS_MAGIC and a count."""
+    if len(vector) and not hasattr(vector[0], "__len__"):
+        return struct.pack(f"<{len(vector)}f", *vector)
+    rows = [list(v) for v in vector]
+    flat = [x for v in rows for x in v]
+    return ROWS_MAGIC + struct.pack(f"<I{len(flat)}f", len(rows), *flat)
+
+
+def _unpack(raw: bytes, first_only: bool = False) -> list[list[float]]:
+    if not raw.startswith(ROWS_MAGIC):
+        return [list(struct.unpack(f"<{len(raw) // 4}f", raw))]
+    (count,) = struct.unpack_from("<I", raw, 4)
+    if count == 0:
+        return [None] if first_only else []
+    width = (len(raw) - 8) // 4 // count
+    rows = 1 if first_only else count
+    values = struct.unpack_from(f"<{rows * width}f", raw, 8)
+    return [list(values[i * width:(i + 1) * width]) for i in range(rows)]

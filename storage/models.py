@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String,
+from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String,
                         TypeDecorator, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -83,7 +83,9 @@ class UserKey(Base):
 
 class EntryRow(Base):
     __tablename__ = "entries"
-    __table_args__ = (UniqueConstraint("user_id", "number", name="uq_entries_user_number"),)
+    # The index answers "how many entries, and when did they last change" (search's stamp) on its own.
+    __table_args__ = (UniqueConstraint("user_id", "number", name="uq_entries_user_number"),
+                      Index("ix_entries_user_updated", "user_id", "updated_at", "number"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uid: Mapped[str] = mapped_column(String(32), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

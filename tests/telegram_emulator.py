@@ -302,7 +302,7 @@ class TelegramEmulator:
             return self._error(status, "Internal Server Error")
         if method in self.reject_methods:
             return self._error(404, "Not Found: method not found")
-        if self.limits and method in ("sendMessage", "editMessageText", "sendDocument") and self._over_limit(
+        if self.limits and method in ("sendMessage", "editMessageText", "sendDocument", "sendPhoto") and self._over_limit(
                 int(params.get("chat_id", 0))):
             with self._lock:
                 self.too_many += 1
@@ -465,13 +465,25 @@ class TelegramEmulator:
         self.left_chats.append(int(p["chat_id"]))
         return self._ok(True)
 
-    async def _m_sendDocument(self, p):
+    def _sent_file(self, p: dict, kind: str) -> tuple[dict, str]:
+        """A photo or document the bot sent: shown in the chat as "[kind name]"; the file stays in the call."""
         chat_id = int(p["chat_id"])
-        doc = p.get("document") or {}
-        name = doc.get("filename", "file") if isinstance(doc, dict) else "file"
-        result, sent = self._bot_message(chat_id, f"[document {name}]", p)
+        upload = p.get(kind) or {}
+        name = upload.get("filename", kind) if isinstance(upload, dict) else kind
+        result, sent = self._bot_message(chat_id, f"[{kind} {name}]", p)
         with self._lock:
             self.messages[chat_id].append(sent)
         result.pop("text")
+        if p.get("caption"):
+            result["caption"] = p["caption"]
+        return result, name
+
+    async def _m_sendPhoto(self, p):
+        result, _ = self._sent_file(p, "photo")
+        result["photo"] = [{"file_id": "photo1", "file_unique_id": "p1", "width": 1152, "height": 672}]
+        return self._ok(result)
+
+    async def _m_sendDocument(self, p):
+        result, name = self._sent_file(p, "document")
         result["document"] = {"file_id": "out1", "file_unique_id": "o1", "file_name": name}
         return self._ok(result)

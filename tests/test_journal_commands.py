@@ -86,7 +86,7 @@ def test_search_finds_only_the_users_own_entries_by_keyword_and_meaning(app):
     blake.say("The discharge hub rota is finally agreed.")
     keyword = alex.say("/search discharge")[0]
     assert "losing referrals" in keyword and "rota" not in keyword
-    meaning = alex.say("/search patients leaving hospital")[0]
+    meaning = alex.say("/search patients going home from hospital are lost on Saturdays")[0]
     assert "losing referrals" in meaning and "rota" not in meaning
     assert "parking" not in meaning
     nothing = alex.say("/search zebra crossing budget")[0]

@@ -17,11 +17,12 @@ from zoneinfo import ZoneInfo
 from .care import Care
 from .followups import FollowUp, FollowUpPicker
 from .guard import Guard
-from .ports import (Clock, Deidentifier, Embedder, FormPrinter, Generator, Journal, Lifecycle, Literature, Mentoring,
-                    Notices, People, Sharing, Transcriber)
+from .ports import (Charts, Clock, Deidentifier, Embedder, FormPrinter, Generator, Journal, Lifecycle, Literature,
+                    Mentoring, Notices, People, Sharing, Transcriber)
 from .prompt_data import PromptData, Step
 from .records import Reply
 from .risk import RiskScreen
+from .search_index import SearchIndex, embedding_text, passages
 from .unit import current_unit
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,10 @@ class Settings:
     timezone: str = "Europe/London"
     data_dir_label: str = "the data directory"
     idle_hours: float = 12.0
-    search_min_similarity: float = 0.20
-    search_margin: float = 0.08
+    search_min_similarity: float = 0.29  # calibrated with search_margin: see bot.config.SearchConfig
+    search_margin: float = 0.07
+    search_idle_minutes: float = 30.0
+    search_results: int = 8
     journal_page: int = 10
     voice_max_seconds: float = 300.0  # longest voice note transcribed
     voice_max_bytes: int = 20 * 1024 * 1024  # largest audio file taken
@@ -67,12 +70,14 @@ class Context:
     notices: Notices | None = None
     tick: Callable[[], object] | None = None  # run the scheduler now (set at composition)
     safety_banks: dict | None = None  # the safety examples, embedded once by composition
+    charts: Charts | None = None  # draws /insights charts (bot/charts.py); None: text only
     deidentifier: Deidentifier | None = None  # finds identifiers before a share or an export (loads lazily)
     printer: FormPrinter | None = None  # portfolio forms as PDF
     transcriber: Transcriber | None = None  # None: voice notes are switched off
     guard: Guard = field(init=False)
     care: Care = field(init=False)
     picker: FollowUpPicker = field(init=False)
+    search_index: SearchIndex = field(init=False)
     # Users already told that the model is unavailable: we say so once, not every turn.
     _told_unavailable: set[str] = field(default_factory=set, init=False)
 
@@ -82,6 +87,9 @@ class Context:
         self.care = Care(screen)
         self.picker = FollowUpPicker(self.prompts.followups.quote, self.guard, self.embedder, screen)
         self.default_tz = ZoneInfo(self.settings.timezone)
+        # Search reads the committed journal (never an event's buffered writes) and lives in memory only.
+        self.search_index = SearchIndex(lambda: self.store, self.embedder.embed if self.embedder else None,
+                                        idle_seconds=self.settings.search_idle_minutes * 60)
 
     @property
     def journal(self) -> Journal:
@@ -120,10 +128,19 @@ class Context:
         return text if len(text) <= limit else "…" + text[-limit:]
 
     def embed(self, text: str) -> list[float] | None:
-        if self.embedder is None or not text.strip():
+        vectors = self._embed([text]) if text.strip() else None
+        return vectors[0] if vectors else None
+
+    def embed_entry(self, entry) -> list[list[float]] | None:
+        """The entry's vector, then one per passage (search shows the passage closest to a query)."""
+        text = embedding_text(entry)
+        return self._embed([text] + passages(entry)) if text.strip() else None
+
+    def _embed(self, texts: list[str]) -> list[list[float]] | None:
+        if self.embedder is None:
             return None
         try:
-            return self.embedder.embed([text])[0]
+            return self.embedder.embed(texts)
         except Exception as exc:  # embedding is a nicety: never lose an entry over it
             log.warning("embedding failed: %s", type(exc).__name__)
             return None

@@ -25,6 +25,7 @@ from .care_commands import CareCommands
 from .context import Context, current_tz
 from .general_commands import GeneralCommands
 from .inputs import clean, is_blank, parse_command, problem_with
+from .insight_commands import InsightCommands
 from .journal_commands import JournalCommands
 from .mentoring_commands import MentoringCommands
 from .records import Choice, Event, Reply
@@ -60,11 +61,12 @@ class Engine:
         self.reflecting = ReflectionCommands(ctx, self.reflection, self.mentoring)
         self.general = GeneralCommands(ctx, self.registry, self.reflection, self.mentoring, self.sharing)
         self.care = CareCommands(ctx, self.reflection, self.journal)
+        self.insights = InsightCommands(ctx, self.journal)
         self.voice = VoiceCommands(ctx, self._use_text)
         # "/note NAME TEXT" to a mentee or mentor is a note to them, not a quick note.
         self.journal.addressed = self.mentoring.addressed_note
         for flow in (self.general, self.reflecting, self.journal, self.sharing, self.mentoring, self.replies,
-                     self.care, self.voice):
+                     self.care, self.voice, self.insights):
             flow.register(self.registry)
         # Typed text nothing else claims (no reflection going on) is kept as a quick note: always last.
         self.registry.on_text(self.journal.quick_note)
@@ -90,6 +92,7 @@ class Engine:
                 return [Reply(self.ctx.say("not_saved_disk_full" if _disk_full(exc) else "not_saved"))]
 
     async def _handle(self, event: Event) -> list[Reply]:
+        self.ctx.search_index.sweep()  # search indexes idle too long leave memory (search_index.py)
         store = self.ctx.store
         if store.ensure_user(event.user, event.display_name) is False:
             return [Reply(self.ctx.say("access_removed"))]  # revoked: nothing is read or kept

@@ -1,5 +1,7 @@
 """Journal commands over the user's own entries: /note, /journal, /show, /edit, /delete, /search.
 
+/search asks the person's in-memory index (search_index.py) and says why each entry matched.
+
 Every lookup goes through the Journal port with the asking user's handle, so
 an entry number can only ever reach that user's own entries. A plain message
 that nothing else claims is kept as a quick note (the last text handler).
@@ -7,16 +9,16 @@ that nothing else claims is kept as a quick note (the last text handler).
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from .context import Context
-from .inputs import is_blank, parse_number
+from .inputs import InputError, is_blank, parse_number
 from .records import Choice, Entry, Reply
 from .reflection import first_sentence, parse_tags
 from .registry import JOURNALING, Button, Call, Registry
+from .search_index import parse_query
+from .wording import clip
 
-TERM_RE = re.compile(r"\w[\w'’-]*", re.U)
 #: Confirming a delete: yes or no, and the entry number.
 DELETE = Button("del", r"(yes|no):(\d{1,9})")
 #: Choosing what to change in an entry: its number and the field key (answer:STEP for an answer).
@@ -72,7 +74,7 @@ class JournalCommands:
 
     def store_note(self, user: str, text: str) -> Entry:
         entry = Entry(kind="note", note=text, title=first_sentence(text, 80))
-        return self.ctx.journal.add_entry(user, entry, self.ctx.embed(text))
+        return self.ctx.journal.add_entry(user, entry, self.ctx.embed_entry(entry))
 
     def save_note(self, user: str, text: str, state: dict) -> list[Reply]:
         saved = self.store_note(user, text)
@@ -266,37 +268,32 @@ class JournalCommands:
             for a in entry.answers:
                 if a.step_id == step_id:
                     a.answer, a.skipped = text, False
-        self.ctx.journal.update_entry(user, entry, self.ctx.embed(entry.full_text()))
+        self.ctx.journal.update_entry(user, entry, self.ctx.embed_entry(entry))
         return [Reply(self.ctx.say("edited", number=entry.number))]
 
-    # ----- search -----------------------------------------------------------
+    # ----- search (the index: search_index.py) --------------------------------------------------
 
-    def search(self, user: str, query: str) -> list[Reply]:
-        query = query.strip()
-        if not query:
-            return [Reply(self.ctx.say("search_usage"))]
-        terms = [t.lower() for t in TERM_RE.findall(query) if len(t) > 1] or [query.lower()]
-        qvec = self.ctx.embed(query)
-        candidates = []
-        for entry, vec in self.ctx.journal.search_candidates(user):
-            haystack = entry.full_text().lower()
-            keyword = sum(1 for t in terms if re.search(rf"\b{re.escape(t)}", haystack)) / len(terms)
-            meaning = _cosine(qvec, vec) if qvec is not None and vec is not None else 0.0
-            candidates.append((keyword, meaning, entry))
-        # Similarity scores of short texts drift with length and wording, so a meaning-only
-        # match must clear a floor and sit close to the best match, not just any fixed bar.
-        best = max((m for _, m, _ in candidates), default=0.0)
-        bar = max(self.ctx.settings.search_min_similarity, best - self.ctx.settings.search_margin)
-        scored = [(k + m, e) for k, m, e in candidates if k > 0 or m >= bar]
-        if not scored:
-            return [Reply(self.ctx.say("search_none", query=query))]
-        scored.sort(key=lambda pair: (-pair[0], -pair[1].number))
-        lines = [self.ctx.say("search_header", query=query)] + [self._line(e) for _, e in scored[:8]]
+    def search(self, user: str, args: str) -> list[Reply]:
+        say = self.ctx.say
+        try:
+            query = parse_query(args.strip())
+        except InputError as problem:
+            return [Reply(say(problem.key, **problem.values))]
+        if query.empty:
+            return [Reply(say("search_usage"))]
+        qvec = self.ctx.embed(query.text) if query.text else None
+        settings = self.ctx.settings
+        matches = self.ctx.search_index.search(user, query, qvec, settings.search_min_similarity,
+                                               settings.search_margin, settings.search_results, self.ctx.tz)
+        asked = args.strip()
+        if not matches:
+            return [Reply(say("search_none", query=asked))]
+        lines = [say("search_header", query=asked)]
+        for m in matches:
+            lines.append(self._line(m.entry))
+            if m.matched_words:
+                lines.append(say("search_why_words", words=", ".join(dict.fromkeys(m.matched_words))))
+            elif m.passage:
+                lines.append(say("search_why_meaning", passage=clip(m.passage, 140)))
         return [Reply("\n".join(lines))]
 
-
-def _cosine(a, b) -> float:
-    dot = sum(x * y for x, y in zip(a, b))
-    na = sum(x * x for x in a) ** 0.5
-    nb = sum(y * y for y in b) ** 0.5
-    return dot / (na * nb) if na and nb else 0.0

@@ -72,7 +72,19 @@ class Journal(Protocol):
 
     def delete_entry(self, user: str, number: int) -> bool: ...
 
-    def search_candidates(self, user: str) -> Iterable[tuple[Entry, Sequence[float] | None]]: ...
+    def search_candidates(self, user: str, numbers: Iterable[int] | None = None,
+                          ) -> Iterable[tuple[Entry, Sequence[float] | None]]:
+        """Entries (all, or those numbered) with their own vectors, decrypted in memory."""
+
+    def journal_stamp(self, user: str) -> tuple | None:
+        """(entries, highest number, latest change), read without decrypting; None for nobody."""
+
+    def entry_stamps(self, user: str) -> dict[int, object]:
+        """Number -> when that entry last changed, read without decrypting."""
+
+    def passage_vectors(self, user: str, number: int) -> list[list[float]]:
+        """The vectors of an entry's passages, saved with it (`vector` may be the entry's, then its
+        passages': see search_index.passages)."""
 
     def load_state(self, user: str) -> dict: ...
 
@@ -138,6 +150,13 @@ class Literature(Protocol):
 
 class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+class Charts(Protocol):
+    """Draws a chart of counts over time as a PNG (bot/charts.py, with matplotlib)."""
+
+    def bars_over_time(self, title: str, periods: Sequence[str], series: dict[str, Sequence[int]],
+                       y_label: str) -> bytes: ...
 
 
 class People(Protocol):

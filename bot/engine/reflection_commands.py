@@ -128,7 +128,7 @@ class ReflectionCommands:
             return []
         call.state.pop("reflect", None)
         # Entry and cleared state commit together: a crash can't leave both or neither.
-        saved = self.ctx.journal.add_entry(call.user, entry, self.ctx.embed(entry.full_text()), state=call.state)
+        saved = self.ctx.journal.add_entry(call.user, entry, self.ctx.embed_entry(entry), state=call.state)
         if entry.week is not None:
             self.mentoring.answered(call.user, entry.week)
         return [Reply(self.ctx.say("reflection_saved", number=saved.number))]

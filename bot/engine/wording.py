@@ -127,3 +127,9 @@ def clauses(text: str) -> list[str]:
 def jaccard(a: str, b: str) -> float:
     sa, sb = {stem(w) for w in content_words(a)}, {stem(w) for w in content_words(b)}
     return len(sa & sb) / len(sa | sb) if sa and sb else 0.0
+
+
+def clip(text: str, limit: int) -> str:
+    """One line of at most `limit` characters, cut at the limit with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -10,12 +10,14 @@ and does what sentence-transformers does for this model: WordPiece tokens
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 MAX_TOKENS = 256
+RECENT = 8  # single texts whose vectors are remembered (see embed)
 DIMENSION = 384
 
 
@@ -48,8 +50,21 @@ class MiniLMEmbedder:
                                              providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._lock = threading.Lock()
+        self._recent: OrderedDict[str, list[float]] = OrderedDict()
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if len(texts) == 1:
+            # One message is often embedded twice in a row (the risk screen, then /search's query):
+            # the last few single texts are remembered, in memory only, so the second costs nothing.
+            with self._lock:
+                known = self._recent.get(texts[0])
+            if known is None:
+                known = self.embed_array(texts)[0].tolist()
+                with self._lock:
+                    self._recent[texts[0]] = known
+                    while len(self._recent) > RECENT:
+                        self._recent.popitem(last=False)
+            return [list(known)]
         return self.embed_array(texts).tolist()
 
     def embed_array(self, texts: Sequence[str], batch: int = 16) -> np.ndarray:
@@ -60,14 +75,37 @@ class MiniLMEmbedder:
             out.append(self._encode(list(texts[start:start + batch])))
         return np.concatenate(out)
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def embed_batches(self, texts: Sequence[str], batch: int = 16, workers: int = 1,
+                      progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Many texts at once (ingest): sorted by length so a batch pads little, and `workers` batches
+        run side by side. onnxruntime runs one session concurrently; with one thread each, two batches
+        on two cores do more than one batch on two threads (small matrices scale poorly across threads).
+        `progress` is told how many texts each finished batch held."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        parts = [order[start:start + batch] for start in range(0, len(order), batch)]
+        out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            done = pool.map(lambda part: self._encode([texts[i] for i in part], lock=False), parts)
+            for part, vectors in zip(parts, done):
+                out[part] = vectors
+                if progress is not None:
+                    progress(len(part))
+        return out
+
+    def _encode(self, texts: list[str], lock: bool = True) -> np.ndarray:
         with self._lock:
             encodings = self._tokenizer.encode_batch(texts)
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self._inputs:
-                feeds["token_type_ids"] = np.zeros_like(ids)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        if lock:
+            with self._lock:
+                hidden = self._session.run(None, feeds)[0]
+        else:  # InferenceSession.run is thread-safe; the lock only keeps chat-time calls in order
             hidden = self._session.run(None, feeds)[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)

@@ -43,7 +43,7 @@ def cached_embeddings(texts: Sequence[str], embedder, folder: Path | None, model
         except (OSError, ValueError):
             vectors = None  # a damaged cache file is simply rebuilt
     if vectors is None:
-        vectors = np.asarray(embedder.embed_array(list(texts), batch=64), dtype=np.float32)
+        vectors = np.asarray(embedder.embed_batches(list(texts), workers=os.cpu_count() or 1), dtype=np.float32)
         if path is not None:
             try:
                 folder.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import chromadb
+import numpy as np
 from chromadb.config import Settings as ChromaSettings
 
 from bot.engine.ports import Suggestion
@@ -31,6 +32,8 @@ MAX_QUERY_SENTENCES = 40  # a very long reflection is matched on its first 40 se
 # `spanner eval --sweep`; a card with no signal in their words is never offered.
 SIGNAL_WEIGHT = 0.2
 MAX_SIGNALS = 2
+EMBED_BATCH = 16  # texts per onnxruntime run at ingest: small batches of similar length pad little
+ADD_BATCH = 1000  # chunks per chroma add
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class LiteratureIndex:
             collection, metadata={"hnsw:space": "cosine"}, embedding_function=None)
         self._themes_by_card: dict[str, set[str]] | None = None
         self._compiled: dict[str, list[re.Pattern]] = {}
+        # Batches embedded side by side at ingest: one per core, each on one onnxruntime thread.
+        self.ingest_workers = 1
 
     def count(self) -> int:
         return self.collection.count()
@@ -76,32 +81,41 @@ class LiteratureIndex:
         todo = [c for c in cards if known.get(c.card_id) != c.digest()]
         for cid in removed + [c.card_id for c in todo if c.card_id in known]:
             self.collection.delete(where={"card_id": cid})
-        chunks = 0
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=len(todo), unit="card", desc="Embedding literature cards")
+        # Every changed card's chunks and cues, embedded together in batches (sorted by length, so a
+        # batch pads little) on every core, then added to chroma at once: per-card embedding ran at a
+        # third of the speed. The progress bar counts chunks.
+        texts, ids, metas = [], [], []
         for card in todo:
             # The summary's chunks (kind "text") and the cues (kind "cue"): suggestions match cues.
-            texts = card.chunks() + list(card.cues)
+            own = card.chunks() + list(card.cues)
             kinds = ["text"] * len(card.chunks()) + ["cue"] * len(card.cues)
-            vectors = self.embedder.embed_array(texts)
-            self.collection.add(
-                ids=[f"{card.card_id}#{i}" for i in range(len(texts))],
-                embeddings=vectors, documents=texts,
-                metadatas=[{"card_id": card.card_id, "digest": card.digest(), "title": card.title,
-                            "citation": card.citation, "idea": card.idea, "themes": ",".join(card.themes),
-                            "signals": json.dumps(card.signals), "kind": kind} for kind in kinds])
-            chunks += len(texts)
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
+            texts += own
+            ids += [f"{card.card_id}#{i}" for i in range(len(own))]
+            metas += [{"card_id": card.card_id, "digest": card.digest(), "title": card.title,
+                       "citation": card.citation, "idea": card.idea, "themes": ",".join(card.themes),
+                       "signals": json.dumps(card.signals), "kind": kind} for kind in kinds]
+        vectors = self._embed_all(texts, progress)
+        for start in range(0, len(texts), ADD_BATCH):
+            self.collection.add(ids=ids[start:start + ADD_BATCH], embeddings=vectors[start:start + ADD_BATCH],
+                                documents=texts[start:start + ADD_BATCH], metadatas=metas[start:start + ADD_BATCH])
+        chunks = len(texts)
         self._themes_by_card = None
         self._compiled = {}
         return IngestReport(cards=len(cards), embedded_cards=len(todo), unchanged_cards=len(cards) - len(todo),
                             removed_cards=len(removed), chunks_embedded=chunks,
                             seconds=time.perf_counter() - started)
+
+    def _embed_all(self, texts: list[str], progress: bool) -> np.ndarray:
+        bar = None
+        if progress and texts:
+            from tqdm import tqdm
+            bar = tqdm(total=len(texts), unit="chunk", desc="Embedding literature")
+        try:
+            return self.embedder.embed_batches(texts, EMBED_BATCH, workers=self.ingest_workers,
+                                               progress=bar.update if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.close()
 
     def ingest_dir(self, knowledge_dir: Path, progress: bool = False) -> IngestReport:
         return self.ingest(load_cards(knowledge_dir), progress=progress)

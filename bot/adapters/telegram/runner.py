@@ -398,6 +398,10 @@ class SpannerTelegram:
             doc = p["document"]
             await self.bot.send_document(chat_id, InputFile(base64.b64decode(doc["data"]), filename=doc["name"]),
                                          caption=p["text"][:1024] or None)
+        elif "photo" in p:  # a chart: shown in the chat, its text alternative as the caption
+            pic = p["photo"]
+            await self.bot.send_photo(chat_id, InputFile(base64.b64decode(pic["data"]), filename=pic["name"]),
+                                      caption=p["text"][:1024] or None)
         elif "edit" in p:
             await self.bot.edit_message_text(p["text"], chat_id=chat_id, message_id=p["edit"],
                                              reply_markup=keyboard(p.get("choices", [])),
@@ -467,8 +471,9 @@ def to_payloads(reply: Reply) -> list[dict]:
     text = strip_urls(reply.text) if reply.generated else reply.text
     if reply.attachment is not None:
         att = reply.attachment
-        return [{"text": text[:1024], "document": {"name": att.name, "mime": att.mime,
-                                                   "data": base64.b64encode(att.data).decode()}}]
+        kind = "photo" if att.mime == "image/png" else "document"  # a chart is shown, a file is kept
+        return [{"text": text[:1024], kind: {"name": att.name, "mime": att.mime,
+                                             "data": base64.b64encode(att.data).decode()}}]
     parts = split_text(text)
     rows = [{"text": part} for part in parts]
     rows[-1]["choices"] = [[c.label, c.data] for c in reply.choices]
