@@ -6,6 +6,9 @@ import logging
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
+import time
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -34,6 +37,43 @@ def test_migrations_from_blank_build_exactly_the_models_schema(tmp_path):
     assert diffs == []
     assert version == ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
     upgrade(engine)  # running again at start-up is harmless
+    engine.dispose()
+
+
+_MIGRATE_AFTER_SIGNAL = """
+import sys, time
+from pathlib import Path
+from sqlalchemy.engine import Connection
+from storage.db import make_engine, upgrade
+
+# A busy machine can pause a process just after any commit; make every pause happen, so
+# another process always gets its turn between two of this one's commits.
+_commit = Connection._commit_impl
+def _commit_then_pause(self):
+    _commit(self)
+    time.sleep(0.05)
+Connection._commit_impl = _commit_then_pause
+
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.005)
+upgrade(make_engine(f"sqlite:///{sys.argv[1]}"))
+"""
+
+
+def test_processes_starting_together_on_a_fresh_data_directory_all_migrate_it_cleanly(tmp_path):
+    # Several `spanner` processes started at once on a new install all bring the schema up;
+    # none may replay a step another has just applied (that crashed one of them at start).
+    db, go = tmp_path / "spanner.db", tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _MIGRATE_AFTER_SIGNAL, str(db), str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(8)]
+    time.sleep(1.0)  # let every interpreter import and wait at the line
+    go.touch()
+    outputs = [proc.communicate(timeout=120)[0].decode() for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 8, outputs
+    engine = make_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     engine.dispose()
 
 

@@ -20,15 +20,20 @@ def run_migrations_online() -> None:
         if sqlite:
             # Must run outside a transaction to take effect, so on the raw driver connection.
             connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=True, compare_type=True)
-        with context.begin_transaction():
-            context.run_migrations()
-            if sqlite:
-                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                if broken:
-                    raise RuntimeError(f"migration left {len(broken)} rows with broken references")
-        connection.commit()
+        # One transaction around everything, opened before Alembic reads the current version:
+        # on SQLite it is BEGIN IMMEDIATE (see storage/db.py), so when several processes start
+        # on a fresh data directory one migrates and the others wait, then find nothing to do.
+        # Left to itself Alembic reads the version first and commits each step on its own, so
+        # a second process would replay a step the first had just applied.
+        with connection.begin():
+            context.configure(connection=connection, target_metadata=target_metadata,
+                              render_as_batch=True, compare_type=True)
+            with context.begin_transaction():
+                context.run_migrations()
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"migration left {len(broken)} rows with broken references")
         if sqlite:
             connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
