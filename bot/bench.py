@@ -51,9 +51,13 @@ def bench_followups(config: Config, runs: int) -> None:
     """Follow-up latency through the engine: the default strategy, then the model's for comparison."""
     from .compose import build_app
 
-    for strategy in ("curated", "model"):
+    for strategy in ("curated", "model", "adapter", "pool"):
         reflection = config.reflection.model_copy(update={"followup_strategy": strategy})
         app = build_app(config.model_copy(update={"reflection": reflection}))
+        if app.engine.ctx.settings.followup_strategy != strategy:  # the adapter is missing or does not match
+            line(f"follow-up latency ({strategy})", "not measured", "; ".join(app.notes))
+            app.close()
+            continue
         if app.generator is not None:
             app.generator.wait_ready(120)
         loop = asyncio.new_event_loop()
@@ -71,12 +75,13 @@ def bench_followups(config: Config, runs: int) -> None:
             generated += any(r.generated for r in replies)
             send("/back")
         loop.close()
-        target = 0.5 if strategy == "curated" else 1.5
+        # The adapter is held to the issue's bar for shipping it as the default (0.8 s at p95).
+        target = {"curated": 0.5, "model": 1.5}.get(strategy, 0.8)
         line(f"follow-up latency p50 ({strategy})", f"{pct(times, 50) * 1000:.0f} ms")
         line(f"follow-up latency p95 ({strategy})", f"{pct(times, 95) * 1000:.0f} ms",
              f"target < {target * 1000:.0f} ms", pct(times, 95) < target)
-        if strategy == "model":
-            line("follow-ups from the model (passed the guard)", f"{generated}/{runs}")
+        if strategy != "curated":
+            line(f"follow-ups from the model (passed the guard, {strategy})", f"{generated}/{runs}")
         app.close()
 
 

@@ -111,9 +111,19 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--voice", action="store_true",
                        help="instead: transcription speed, word error and memory for tiny.en and base")
 
+    train = sub.add_parser("train", parents=[common],
+                           help="train the follow-up adapter (needs: pip install -e '.[train]')")
+    train.add_argument("--dry-run", action="store_true",
+                       help="the whole route on 20 examples, one epoch, into data/train/dry-run (minutes)")
+    train.add_argument("--resume", action="store_true", help="go on from the last epoch's checkpoint")
+    train.add_argument("--epochs", type=int, default=None, help="epochs (default 2)")
+    train.add_argument("--seed", type=int, default=None, help="seed (default 1234)")
+    train.add_argument("--limit", type=int, default=None, help="train on only this many examples")
+    train.add_argument("--out", type=Path, default=None, help="folder for the adapter and manifest (default models/)")
+
     evaluate = sub.add_parser("eval", parents=[common],
                               help="measure risk detection, follow-ups, summaries and literature on the dev set")
-    evaluate.add_argument("--strategy", choices=["curated", "model", "pool"], default=None,
+    evaluate.add_argument("--strategy", choices=["curated", "model", "adapter", "pool"], default=None,
                           help="follow-up strategy to measure (default: the configured one)")
     evaluate.add_argument("--summary", choices=["built", "model"], default=None,
                           help="summary strategy to measure (default: the configured one)")
@@ -123,6 +133,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", metavar="FILE", type=Path, default=None, help="also write the measures as JSON")
     evaluate.add_argument("--blind", metavar="FILE", type=Path, default=None,
                           help="also write the follow-ups, shuffled with their source hidden, for a blind read")
+    evaluate.add_argument("--record", action="store_true",
+                          help="also keep the follow-up numbers in the adapter's manifest (models/followup-lora.json)")
     evaluate.add_argument("--sweep", action="store_true",
                           help="calibrate: literature measures at a range of thresholds")
     return parser
@@ -159,6 +171,7 @@ def cmd_chat(args) -> int:
 
 
 def cmd_setup(args) -> int:
+    from .compose import model_path_for
     from .llm.model_files import assemble_default_model
 
     config = load_config(args.config)
@@ -169,6 +182,11 @@ def cmd_setup(args) -> int:
     else:
         state = "found" if config.llm.model_path.is_file() else "MISSING"
         print(f"model from config: {config.llm.model_path} ({state})")
+    from .llm.adapter_files import check_adapter
+    if config.llm.adapter_path.is_file():  # Spanner's own follow-up adapter: it must match this model
+        check = check_adapter(config.llm.adapter_path, model_path_for(config),
+                              config.paths.prompts_dir / "templates" / "followup_adapter.toml")
+        print(check.line)
     from .voice.model_files import MODELS, VoiceModelError, assemble
     for name in MODELS:  # both, so voice.model can be switched without another set-up
         try:
@@ -469,16 +487,28 @@ def cmd_eval(args) -> int:
     try:
         return run_eval(load_config(args.config), cases_dir=args.cases, strategy=args.strategy,
                         summary=args.summary, only=args.only, detail=args.detail, json_path=args.json,
-                        blind_path=args.blind, sweep=args.sweep)
+                        blind_path=args.blind, sweep=args.sweep, record=args.record)
     except CasesError as exc:
         raise ConfigError(f"eval cases: {exc}") from None
+
+
+def cmd_train(args) -> int:
+    from .training.command import run_train
+    from .training.dataset import DatasetError
+    from .training.train import TrainError
+
+    try:
+        return run_train(load_config(args.config), dry_run=args.dry_run, resume=args.resume, epochs=args.epochs,
+                         seed=args.seed, limit=args.limit, out=args.out)
+    except (TrainError, DatasetError) as exc:
+        raise ConfigError(f"train: {exc}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"chat": cmd_chat, "setup": cmd_setup, "ingest": cmd_ingest, "bench": cmd_bench,
                 "telegram": cmd_telegram, "admin": cmd_admin, "backup": cmd_backup, "restore": cmd_restore,
-                "eval": cmd_eval}
+                "eval": cmd_eval, "train": cmd_train}
     from .engine.prompt_data import PromptDataError
     from .retrieval.cards import CardError
     from storage.crypto import KeyFileError

@@ -171,7 +171,18 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
 
     # The default strategies ask no model (curated follow-ups, built summaries: they win on
     # `spanner eval`), so the model is loaded only when a configured strategy uses it.
-    wants_model = config.reflection.followup_strategy != "curated" or config.reflection.summary_strategy == "model"
+    strategy = config.reflection.followup_strategy
+    lora_path = None
+    if strategy in ("adapter", "pool") and config.llm.enabled:
+        from .llm.adapter_files import check_adapter
+        check = check_adapter(config.llm.adapter_path, model_path_for(config),
+                              config.paths.prompts_dir / "templates" / "followup_adapter.toml")
+        if check.ok:
+            lora_path = config.llm.adapter_path
+        else:
+            notes.append(check.line)
+            strategy = "curated"
+    wants_model = strategy != "curated" or config.reflection.summary_strategy == "model"
     # The model and the transcriber share the cores: one heavy job at a time.
     turns = getattr(generator, "turns", None) or getattr(transcriber, "turns", None) or CpuTurns()
     if transcriber is None:
@@ -186,7 +197,8 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
             context_tokens=config.llm.context_tokens, max_tokens=config.llm.max_tokens,
             summary_max_tokens=config.llm.summary_max_tokens, temperature=config.llm.temperature,
             summary_temperature=config.llm.summary_temperature,
-            timeout_seconds=config.llm.timeout_seconds, mode=config.llm.mode, turns=turns)
+            timeout_seconds=config.llm.timeout_seconds, mode=config.llm.mode, turns=turns,
+            lora_path=lora_path, adapter_temperature=config.llm.adapter_temperature)
         if not generator.available:
             notes.append(f"No model file at {model_path_for(config)}: using curated questions only.")
         elif start_model:
@@ -197,7 +209,7 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
 
     settings = Settings(
         protocol=config.reflection.protocol, followups=config.reflection.followups,
-        followup_strategy=config.reflection.followup_strategy,
+        followup_strategy=strategy,
         summary_strategy=config.reflection.summary_strategy,
         offer_literature=config.reflection.offer_literature,
         max_message_chars=config.limits.max_message_chars, model_input_chars=config.limits.model_input_chars,

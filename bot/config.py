@@ -66,6 +66,10 @@ class LlmConfig(_Section):
     summary_temperature: float = Field(default=0.3, ge=0.0, le=2.0)
     timeout_seconds: float = Field(default=8.0, gt=0, le=600)
     enabled: bool = True
+    # Spanner's own follow-up adapter (a GGUF LoRA over the default model) and its manifest beside it;
+    # used by the "adapter" and "pool" follow-up strategies.
+    adapter_path: Path = ROOT / "models" / "followup-lora.gguf"
+    adapter_temperature: float = Field(default=0.0, ge=0.0, le=2.0)
 
 
 class RetrievalConfig(_Section):
@@ -84,8 +88,9 @@ class ReflectionConfig(_Section):
     protocol: str = Field(default="after_meeting", min_length=1)
     followups: bool = True
     # Where follow-up questions come from: "curated" (quote-back and curated lines, no model),
-    # "model" (the model's question when it passes the guard, else curated), "pool" (both, ranked).
-    followup_strategy: Literal["curated", "model", "pool"] = "curated"
+    # "model" (the base model's few-shot question when it passes the guard, else curated), "adapter"
+    # (the question written with Spanner's adapter, else curated), "pool" (the adapter's and curated, ranked).
+    followup_strategy: Literal["curated", "model", "adapter", "pool"] = "curated"
     # "built" (the person's own words) or "model" (the model's rephrasing, kept only if it adds no word).
     summary_strategy: Literal["built", "model"] = "built"
     offer_literature: bool = True

@@ -46,6 +46,19 @@ def test_guard_accepts_open_curious_followups(guard, good):
     assert guard.check_followup(good, SOURCE).ok
 
 
+def test_guard_takes_a_name_they_wrote_in_a_possessive_or_plural_and_roles_from_the_steps_own_question(guard):
+    # Written: "Tariq", "GPs", "EHCPs"; a follow-up may say "Tariq's", "the GP", "each EHCP".
+    source = "Tariq runs the drop-in. The GPs wanted two EHCPs signed off first."
+    assert guard.check_followup("What does Tariq's drop-in need before the GP signs off?", source).ok
+    assert guard.check_followup("What would each EHCP need to show for that?", source).ok
+    assert guard.check_followup("What would the ICB make of Tariq's drop-in?", source).reason == "new name"
+    stance = "How do you think they saw you: as a critical friend, or as a regulator? What gave you that sense?"
+    assert guard.check_followup("What in the room made you feel more like the regulator today?", "Not sure",
+                                stance).ok
+    assert not guard.check_followup("What in the room made you feel more like the regulator today?",
+                                    "Not sure").ok
+
+
 def test_guard_keeps_summaries_to_what_the_user_said(guard):
     assert guard.check_summary("The ward manager and Priya disagreed about discharge times.", SOURCE).ok
     assert not guard.check_summary("The Chief Executive of Northshire Council overruled the discharge plan.",

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from .care import Care
-from .followups import FollowUp, FollowUpPicker
+from .followups import FollowUp, FollowUpPicker, adapter_variables
 from .guard import Guard
 from .ports import (Charts, Clock, Deidentifier, Embedder, FormPrinter, Generator, Journal, Lifecycle, Literature,
                     Mentoring, Notices, People, Sharing, Transcriber)
@@ -37,7 +37,7 @@ current_partial_sink: ContextVar[Callable[[str], None] | None] = ContextVar("cur
 class Settings:
     protocol: str = "after_meeting"
     followups: bool = True
-    followup_strategy: str = "curated"  # "curated", "model" or "pool"
+    followup_strategy: str = "curated"  # "curated", "model", "adapter" or "pool"
     summary_strategy: str = "built"  # "built" or "model"
     offer_literature: bool = True
     max_message_chars: int = 50_000
@@ -180,21 +180,31 @@ class Context:
         return text
 
     async def followup(self, user: str, step: Step, answer: str, source: str, asked: list[str],
-                       notices: list[Reply]) -> FollowUp:
-        """The one follow-up after a typed answer, by the configured strategy; never fails."""
-        pick = self.picker.for_text(step, answer, source, asked)
+                       notices: list[Reply], earlier: dict[str, str] | None = None,
+                       pick: FollowUp | None = None) -> FollowUp:
+        """The one follow-up after an answer (typed, or a button's label), by the configured strategy.
+
+        `pick` is the curated choice when the caller has one (after a button); never fails.
+        """
+        pick = pick or self.picker.for_text(step, answer, source, asked)
         strategy = self.settings.followup_strategy
-        if strategy == "curated":
-            return pick
-        text = await self._generate(user, "followup", {"question": step.question, "answer": self.trim(answer)},
-                                    notices, source)
+        pressed = answer in step.options
+        if strategy == "curated" or (strategy == "model" and pressed):
+            return pick  # the base model's few-shot text was never measured after a button
+        if strategy == "model":
+            task, variables = "followup", {"question": step.question, "answer": self.trim(answer)}
+        else:  # "adapter" and "pool": the layout Spanner's adapter was trained on
+            task = "followup_adapter"
+            variables = adapter_variables(step.question, answer, earlier or {}, self.settings.model_input_chars)
+        text = await self._generate(user, task, variables, notices, source)
         text = (text or "").strip()
         if not text or text in asked or not self.guard.check_followup(text, source, step.question).ok:
             return pick
         model = FollowUp(text, "model")
-        if strategy == "model":
+        if strategy in ("model", "adapter"):
             return model
-        return self.picker.rank([pick, model], answer)[0]
+        # After a button the label says little: rank against everything they wrote so far.
+        return self.picker.rank([pick, model], source if pressed else answer)[0]
 
     async def summary(self, user: str, built: str, answers_block: str, source: str,
                       notices: list[Reply]) -> tuple[str, bool]:

@@ -53,14 +53,19 @@ class Guard:
 
     def unknown_names(self, text: str, source: str) -> list[str]:
         """Names, roles and organisations in `text` (any capitalisation) the person never wrote."""
-        source_words = {w.lower().strip("'’") for w in WORD_RE.findall(source)}
-        names = [w for w in self._proper_nouns(text) if w.lower() not in source_words]
+        written = WORD_RE.findall(source)
+        source_words = {w.lower().strip("'’") for w in written}
+        # "Tariq's drop-in" names Tariq, and "the GP" is the "GPs" they wrote: compare without
+        # possessive and plural endings too.
+        source_singular = _singulars(written)
+        names = [w for w in self._proper_nouns(text)
+                 if w.lower() not in source_words and singular(w) not in source_singular]
         return names + self.new_roles(text, source)
 
     def new_roles(self, text: str, source: str) -> list[str]:
         """Roles or organisations named in `text` (any capitalisation) that the person never wrote."""
         said = [singular(w) for w in words(text)]
-        have = {singular(w) for w in words(source)}
+        have = _singulars(words(source))
         found = []
         for role in self._roles:
             n = len(role)
@@ -111,7 +116,8 @@ class Guard:
             return Verdict(False, "repeats a known question")
         if step_question and self.reasks(t, step_question):
             return Verdict(False, "re-asks the step")
-        return self._common(t, source)
+        # A role the step's own question names ("critical friend", "regulator") is not a new one.
+        return self._common(t, f"{source}\n{step_question}" if step_question else source)
 
     @staticmethod
     def reasks(text: str, step_question: str) -> bool:
@@ -161,3 +167,10 @@ def split_sentences(text: str) -> list[str]:
 
 def _content(text: str) -> set[str]:
     return {stem(w) for w in content_words(text)}
+
+
+def _singulars(written) -> set[str]:
+    """Each word without possessive or plural ending; an acronym's plural too ("GPs" -> "gp")."""
+    found = {singular(w) for w in written}
+    found |= {w[:-1].lower() for w in written if len(w) >= 3 and w.endswith("s") and w[:-1].isupper()}
+    return found

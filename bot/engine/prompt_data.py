@@ -186,6 +186,10 @@ class GuardRules(_Strict):
     summary: GuardLimits
 
 
+# The model's tasks, each with its template in prompts/templates/TASK.toml.
+TEMPLATE_TASKS = ("followup", "followup_adapter", "summary")
+
+
 class Template(_Strict):
     stop: tuple[str, ...] = ()
     completion: str = Field(min_length=1)
@@ -462,7 +466,7 @@ def load_prompt_data(prompts_dir: Path) -> PromptData:
         commands[name] = text
 
     templates: dict[str, Template] = {}
-    for task in ("followup", "summary"):
+    for task in TEMPLATE_TASKS:
         tpath = prompts_dir / "templates" / f"{task}.toml"
         tdata, ttext = _load_toml(tpath)
         templates[task] = _validate(Template, tpath, tdata, ttext)

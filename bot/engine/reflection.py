@@ -221,10 +221,14 @@ class Reflection:
         asked = self._asked(state)
         notices: list[Reply] = []
         pick = None
+        earlier = self._earlier(state, proto, step.id)
         if text in step.options and step.choices.get(text):
             pick = self.ctx.picker.for_choice(step, text, self._own_words(state), asked)
+            if pick is not None:
+                pick = await self.ctx.followup(user, step, text, self._source(state), asked, notices,
+                                               earlier, pick)
         elif step.followup and text not in step.options and not self.ctx.picker.says_little(text):
-            pick = await self.ctx.followup(user, step, text, self._source(state), asked, notices)
+            pick = await self.ctx.followup(user, step, text, self._source(state), asked, notices, earlier)
         if pick is None:
             return await self._advance(user, state)
         generated = pick.source == "model"
@@ -232,6 +236,13 @@ class Reflection:
                                          followup_source=pick.source)
         state["phase"] = "followup"
         return notices + [Reply(pick.text, self._followup_buttons(), generated=generated)]
+
+    @staticmethod
+    def _earlier(state: dict, proto: Protocol, current: str) -> dict[str, str]:
+        """What the person answered at the steps before this one, by step id, in the protocol's order."""
+        answers = state["answers"]
+        return {s.id: answers[s.id]["answer"] for s in proto.steps
+                if s.id != current and answers.get(s.id, {}).get("answer")}
 
     def keep(self, state: dict, text: str) -> None:
         """Keep a message that carried risk where it belongs, and stop: no follow-up, no idea offered.

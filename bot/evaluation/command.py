@@ -38,7 +38,8 @@ def _overrides(config: Config, data_dir: Path, strategy: str | None, summary: st
 
 def run_eval(config: Config, *, cases_dir: Path | None = None, strategy: str | None = None,
              summary: str | None = None, only: str | None = None, detail: bool = False,
-             json_path: Path | None = None, blind_path: Path | None = None, sweep: bool = False) -> int:
+             json_path: Path | None = None, blind_path: Path | None = None, sweep: bool = False,
+             record: bool = False) -> int:
     from bot.compose import build_app
 
     protocol = config.reflection.protocol
@@ -79,11 +80,16 @@ def run_eval(config: Config, *, cases_dir: Path | None = None, strategy: str | N
                                 {f"{c.title}, {c.citation}": c.card_id for c in cards},
                                 {w.lower().strip(":") for w in titles})
             results = measures.all()
+            used = ctx.settings.followup_strategy  # curated when the asked-for adapter was refused
+            for note in app.notes:
+                print(note)
             if sweep:
                 results["literature_sweep"] = measures.literature_sweep()
         finally:
             app.close()
-    print(render(results, run_config.reflection.followup_strategy, len(cases), seconds, detail))
+    print(render(results, used, len(cases), seconds, detail))
+    if record:
+        _record(config, used, cases_dir or DEFAULT_CASES, len(cases), results["followups"])
     if json_path is not None:
         Path(json_path).write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
     if blind_path is not None:
@@ -91,3 +97,27 @@ def run_eval(config: Config, *, cases_dir: Path | None = None, strategy: str | N
         Path(blind_path).write_text(json.dumps(sheet, indent=2, ensure_ascii=False), encoding="utf-8")
         Path(str(blind_path) + ".key.json").write_text(json.dumps(key, indent=2), encoding="utf-8")
     return 0
+
+
+def _record(config: Config, strategy: str, cases_dir: Path, n_cases: int, f: dict) -> None:
+    """Keep this strategy's follow-up numbers in the adapter's manifest, beside what it was trained on."""
+    from bot.llm.adapter_files import manifest_path
+
+    path = manifest_path(config.llm.adapter_path)
+    if not path.is_file():
+        print(f"no adapter manifest at {path}: nothing recorded")
+        return
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        cases = str(Path(cases_dir).resolve().relative_to(ROOT))
+    except ValueError:
+        cases = str(cases_dir)
+    manifest.setdefault("eval", {})[strategy] = {
+        "cases": cases, "n_cases": n_cases, "followups": f["count"], "by_source": f["by_source"],
+        "reasks": len(f["reasks"]), "copied_examples": len(f["copied_examples"]),
+        "unknown_names": len(f["unknown_names"]), "closed_or_not_one_question": len(f["closed_or_not_one_question"]),
+        "unsafe_quotes": len(f["unsafe_quotes"]), "specific": list(f["specific"]),
+        "lift": None if f["lift"] is None else round(f["lift"], 3),
+        "latency_p50_ms": round(f["latency_p50"] * 1000), "latency_p95_ms": round(f["latency_p95"] * 1000)}
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    print(f"recorded under eval.{strategy} in {path}")

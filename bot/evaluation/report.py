@@ -93,7 +93,7 @@ class Measures:
         unknown = [(a, names) for a, names in unknown if names]
         closed = [a for a in asked if a.question.lower().startswith(CLOSED_STARTS) or a.question.count("?") != 1]
         unsafe = [a for a in asked if self._unsafe_quote(a)]
-        typed = [a for a in asked if a.source != "choice"]
+        typed = [a for a in asked if not a.pressed]
         specific = [a for a in typed if self._specific(a)]
         seconds = [a.seconds for a in asked]
         return {
@@ -125,7 +125,7 @@ class Measures:
     def _lift(self) -> float:
         by_step: dict[str, list[Asked]] = defaultdict(list)
         for a in self.asked:
-            if a.source != "choice":
+            if not a.pressed:
                 by_step[a.step].append(a)
         lifts = []
         for group in by_step.values():
@@ -251,7 +251,10 @@ def blind_sheet(runs: list[CaseRun], seed: int = 7) -> tuple[list[dict], list[di
     sheet, key = [], []
     for n, i in enumerate(order, 1):
         a = items[i]
-        sheet.append({"n": n, "step_question": a.step_question, "answer": a.answer, "follow_up": a.question})
+        # What they wrote before this answer, so a reader can judge a question that draws on it.
+        before = a.source_text.rsplit(a.answer, 1)[0].strip() if a.answer in a.source_text else a.source_text
+        sheet.append({"n": n, "earlier": before, "step_question": a.step_question, "answer": a.answer,
+                      "follow_up": a.question})
         key.append({"n": n, "case": a.case, "source": a.source, **{k: v for k, v in asdict(a).items()
                                                                     if k in ("step",)}})
     return sheet, key

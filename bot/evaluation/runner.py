@@ -42,6 +42,7 @@ class Asked:
     source: str
     seconds: float
     source_text: str  # everything the person had written in the reflection so far
+    pressed: bool = False  # the answer was a button (whatever wrote the question after it)
 
 
 @dataclass
@@ -113,7 +114,7 @@ class CaseRunner:
             if state.get("phase") == "followup" and answer.get("followup_question"):
                 out.asked.append(Asked(case.id, case.kind, step.id, step.question, value,
                                        answer["followup_question"], answer.get("followup_source", "?"),
-                                       seconds, "\n".join(written)))
+                                       seconds, "\n".join(written), value in step.options))
                 reply_text = case.followup_answers.get(step.id)
                 if reply_text is None:
                     await self._send(user, "/skip")

@@ -61,13 +61,17 @@ class LlamaGenerator:
                  temperature: float = 0.7, summary_temperature: float = 0.3,
                  timeout_seconds: float = 8.0, mode: str = "auto",
                  seed: int = 1234, llama_factory: Callable[..., object] | None = None,
-                 turns: CpuTurns | None = None):
+                 turns: CpuTurns | None = None, lora_path: Path | None = None,
+                 adapter_temperature: float = 0.0):
         self.model_path = Path(model_path) if model_path else None
         self.templates = templates
         self.threads = threads
         self.context_tokens = context_tokens
-        self.max_tokens = {"followup": max_tokens, "summary": summary_max_tokens}
-        self.temperature = {"followup": temperature, "summary": summary_temperature}
+        self.max_tokens = {"followup": max_tokens, "followup_adapter": max_tokens, "summary": summary_max_tokens}
+        self.temperature = {"followup": temperature, "followup_adapter": adapter_temperature,
+                            "summary": summary_temperature}
+        # Spanner's follow-up adapter, applied over the model at load (checked by the caller).
+        self.lora_path = Path(lora_path) if lora_path else None
         self.timeout = timeout_seconds
         self.mode = mode
         self.seed = seed
@@ -134,7 +138,8 @@ class LlamaGenerator:
                 _silence_llama_cpp()
                 self._llm = Llama(model_path=str(self.model_path), n_ctx=self.context_tokens,
                                   n_threads=self.threads, n_threads_batch=self.threads,
-                                  n_batch=512, seed=self.seed, verbose=False)
+                                  n_batch=512, seed=self.seed, verbose=False,
+                                  lora_path=str(self.lora_path) if self.lora_path else None)
             template = (getattr(self._llm, "metadata", None) or {}).get("tokenizer.chat_template")
             self._uses_chat = self.mode == "chat" or (self.mode == "auto" and bool(template))
         except Exception as exc:
@@ -192,7 +197,8 @@ class LlamaGenerator:
         started = time.perf_counter()
         timed_out = False
         try:
-            if self._uses_chat:
+            # The adapter learnt the completion layout, so its task never goes through a chat template.
+            if self._uses_chat and job.task != "followup_adapter":
                 stream = self._llm.create_chat_completion(
                     messages=[{"role": "system", "content": template.system},
                               {"role": "user", "content": template.user.format(**job.variables)}],
