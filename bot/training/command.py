@@ -98,6 +98,8 @@ def _show(base: Path, adapter: Path, pairs: list[tuple[str, str]], threads: int)
     """One question from the adapter over the Q4_K_M model, to show the route works end to end."""
     from llama_cpp import Llama
 
+    from bot.llm.llama_generator import _silence_llama_cpp
+    _silence_llama_cpp()  # llama.cpp's load notices would bury the one line this prints
     llm = Llama(model_path=str(base), lora_path=str(adapter), n_ctx=512, n_threads=threads, verbose=False, seed=1)
     prompt, target = pairs[0]
     text = llm.create_completion(prompt, max_tokens=40, temperature=0.0, stop=["\n"])["choices"][0]["text"]
