@@ -14,6 +14,7 @@ from bot.config import ROOT
 from bot.engine.followups import adapter_variables
 from bot.engine.prompt_data import load_prompt_data
 from bot.llm.adapter_files import check_adapter
+from bot.retrieval.cards import load_cards
 from bot.training.dataset import (FAULTS, KINDS, Checker, check_set, coverage, eval_texts, load_examples,
                                   load_negatives, near_duplicates)
 from conftest import Chat, FixedClock, run_cli, write_config
@@ -24,6 +25,7 @@ TEMPLATE = ROOT / "prompts" / "templates" / "followup_adapter.toml"
 PROMPTS = load_prompt_data(ROOT / "prompts")
 CHECKER = Checker(PROMPTS)
 EXAMPLES = load_examples(ROOT / "training" / "followups")
+HELD_OUT = eval_texts(ROOT / "eval", set(CHECKER.steps), {c.card_id for c in load_cards(ROOT / "knowledge")})
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +58,14 @@ def test_the_training_set_checker_refuses_reasks_yes_no_questions_judging_and_un
 
 
 def test_no_training_answer_is_a_near_duplicate_of_a_held_out_eval_case(embedder):
-    held_out = eval_texts(ROOT / "eval")
-    assert len(held_out) > 500  # every eval set is read: cases, holdout and final
-    assert near_duplicates(EXAMPLES, held_out, embedder.embed_array, 0.9) == []
+    assert len(HELD_OUT) > 500  # every eval set is read: cases, holdout and final
+    assert near_duplicates(EXAMPLES, HELD_OUT, embedder.embed_array, 0.9) == []
 
 
 def test_the_near_duplicate_check_catches_an_eval_answer_copied_into_training(embedder):
-    held_out = eval_texts(ROOT / "eval")
-    copied = EXAMPLES[0].__class__(id="copied", step="wants", answer=held_out[3][1] + " ", followup="x")
-    hits = near_duplicates([copied], held_out, embedder.embed_array, 0.9)
-    assert hits and hits[0][0] == "copied" and hits[0][1] == held_out[3][0]
+    copied = EXAMPLES[0].__class__(id="copied", step="wants", answer=HELD_OUT[3][1] + " ", followup="x")
+    hits = near_duplicates([copied], HELD_OUT, embedder.embed_array, 0.9)
+    assert hits and hits[0][0] == "copied" and hits[0][1] == HELD_OUT[3][0]
 
 
 def test_the_adapter_loads_over_the_packaged_model_and_changes_what_it_writes(model_path):

@@ -8,18 +8,11 @@ layout, writes nonsense, so a mismatch is named in one line and curated question
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+from bot.package_files import sha256_of
 
 
 def manifest_path(adapter: Path) -> Path:
@@ -49,7 +42,7 @@ def check_adapter(adapter: Path, base_model: Path, template: Path) -> AdapterChe
     actual = {"adapter": adapter, "base model": Path(base_model), "prompt template": Path(template)}
     for what, path in actual.items():
         try:
-            digest = sha256_file(path)
+            digest = sha256_of(path)
         except OSError:
             return AdapterCheck(False, f"The follow-up adapter's {what} ({path}) cannot be read: "
                                        "using curated questions.")

