@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -55,6 +57,19 @@ def test_the_training_set_checker_refuses_reasks_yes_no_questions_judging_and_un
     wrong = [(ex.id, ex.fault, CHECKER.fault_of(ex)) for ex in negatives if CHECKER.fault_of(ex) != ex.fault]
     assert wrong == []
     assert all(CHECKER.problems(ex) for ex in negatives)  # none of them could be trained on
+
+
+@pytest.mark.parametrize("content, said", [
+    (b'{"id": "x", "step": "power"\n', "a.jsonl:1: not a training example"),
+    (b'{"id": "x", "step": "power", "answer": "The chair."}\n', "a.jsonl:1: not a training example"),
+    (b"\x00\xff\xfe binary\n", "a.jsonl: not UTF-8 text"),
+])
+def test_a_malformed_or_binary_training_file_is_named_in_one_line_with_its_fix(tmp_path, content, said):
+    (tmp_path / "a.jsonl").write_bytes(content)
+    done = subprocess.run([sys.executable, "-m", "bot.training", str(tmp_path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert said in done.stdout and "Traceback" not in done.stdout + done.stderr
 
 
 def test_no_training_answer_is_a_near_duplicate_of_a_held_out_eval_case(embedder):

@@ -50,7 +50,12 @@ class Example:
 
 
 def _read(path: Path) -> Iterable[Example]:
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path.name}: not UTF-8 text (byte {exc.start}); "
+                           "fix: save it as UTF-8 JSON lines, one example per line") from None
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         where = f"{path.name}:{n}"
