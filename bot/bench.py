@@ -138,12 +138,12 @@ def bench_retrieval(config: Config, synthetic_chunks: int) -> None:
     from .retrieval.literature import LiteratureIndex
 
     with tempfile.TemporaryDirectory() as tmp:
-        index = LiteratureIndex(Path(tmp) / "chroma", build_embedder(config, threads=1))
+        index = LiteratureIndex(Path(tmp) / "chroma", build_embedder(config, threads=1, literature=True))
         index.ingest_workers = os.cpu_count() or 1  # as `spanner ingest` does (compose.build_ingest_index)
         report = index.ingest(load_cards(config.paths.knowledge_dir))
         line("ingest", f"{report.chunks_embedded / report.seconds:.0f} chunks/s",
              f"({report.chunks_embedded} chunks, {report.seconds:.1f} s)")
-        query_embedder = build_embedder(config)
+        query_embedder = build_embedder(config, literature=True)
         index.embedder = query_embedder
 
         def timed(idx: LiteratureIndex, rounds: int = 60) -> list[float]:

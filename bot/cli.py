@@ -204,15 +204,17 @@ def cmd_ingest(args) -> int:
     cards = load_cards(config.paths.knowledge_dir)
     # Ingest is a batch job: use every core (a batch per core), unlike a query at chat time.
     index = build_ingest_index(config)
-    embedder = index.embedder
     report = index.ingest(cards, progress=not args.quiet)
     print(f"literature index: {report.cards} cards, {report.embedded_cards} embedded "
           f"({report.chunks_embedded} chunks), {report.unchanged_cards} unchanged, "
           f"{report.removed_cards} removed, {report.seconds:.1f} s")
     # The risk screen's examples are embedded now too, so the first message is not kept waiting.
-    from .compose import safety_banks
+    # They use the packaged model (the literature's int8 form is for literature only).
+    import os
+
+    from .compose import build_embedder, safety_banks
     from .engine.prompt_data import load_prompt_data
-    safety_banks(config, load_prompt_data(config.paths.prompts_dir), embedder)
+    safety_banks(config, load_prompt_data(config.paths.prompts_dir), build_embedder(config, threads=os.cpu_count()))
     return 0
 
 

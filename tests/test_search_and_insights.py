@@ -404,7 +404,7 @@ def test_ingest_shows_progress_in_chunks_and_embeds_nothing_twice(data_dir, make
 
     config = make_config()
     cards = load_cards(config.paths.knowledge_dir)[:3]
-    index = LiteratureIndex(data_dir / "fresh-chroma", build_embedder(config, threads=2))
+    index = LiteratureIndex(data_dir / "fresh-chroma", build_embedder(config, threads=2, literature=True))
     first = index.ingest(cards, progress=True)
     assert first.chunks_embedded == sum(len(c.chunks()) + len(c.cues) for c in cards) == index.count()
     assert f"{first.chunks_embedded}/{first.chunks_embedded}" in capsys.readouterr().err

@@ -16,6 +16,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..package_files import sha256_of
+
 MAX_TOKENS = 256
 RECENT = 8  # single texts whose vectors are remembered (see embed)
 DIMENSION = 384
@@ -49,6 +51,8 @@ class MiniLMEmbedder:
         self._session = ort.InferenceSession(str(model_path), sess_options=options,
                                              providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
+        # Which model made a vector: the literature index re-embeds its cards when this changes.
+        self.model_id = sha256_of(Path(model_path))[:16]
         self._lock = threading.Lock()
         self._recent: OrderedDict[str, list[float]] = OrderedDict()
 

@@ -1,8 +1,9 @@
 """The literature index: chroma, embedded, under the data directory. Literature only, never journals.
 
 Implements the engine's Literature port. Ingest is idempotent: each chunk
-carries its card's digest, so unchanged cards are not embedded again, changed
-ones are replaced and removed ones are dropped. Chroma's telemetry is off, and
+carries its card's digest and the embedding model's id, so unchanged cards are
+not embedded again, changed ones (or all, after a model change) are replaced and
+removed ones are dropped. Chroma's telemetry is off, and
 embeddings come from our offline embedder, never chroma's downloading default.
 """
 
@@ -78,7 +79,7 @@ class LiteratureIndex:
             known[meta["card_id"]] = meta["digest"]
         wanted = {c.card_id: c for c in cards}
         removed = [cid for cid in known if cid not in wanted]
-        todo = [c for c in cards if known.get(c.card_id) != c.digest()]
+        todo = [c for c in cards if known.get(c.card_id) != self._digest(c)]
         for cid in removed + [c.card_id for c in todo if c.card_id in known]:
             self.collection.delete(where={"card_id": cid})
         # Every changed card's chunks and cues, embedded together in batches (sorted by length, so a
@@ -91,7 +92,7 @@ class LiteratureIndex:
             kinds = ["text"] * len(card.chunks()) + ["cue"] * len(card.cues)
             texts += own
             ids += [f"{card.card_id}#{i}" for i in range(len(own))]
-            metas += [{"card_id": card.card_id, "digest": card.digest(), "title": card.title,
+            metas += [{"card_id": card.card_id, "digest": self._digest(card), "title": card.title,
                        "citation": card.citation, "idea": card.idea, "themes": ",".join(card.themes),
                        "signals": json.dumps(card.signals), "kind": kind} for kind in kinds]
         vectors = self._embed_all(texts, progress)
@@ -104,6 +105,10 @@ class LiteratureIndex:
         return IngestReport(cards=len(cards), embedded_cards=len(todo), unchanged_cards=len(cards) - len(todo),
                             removed_cards=len(removed), chunks_embedded=chunks,
                             seconds=time.perf_counter() - started)
+
+    def _digest(self, card: Card) -> str:
+        """A card's text and the model that embeds it: a card is embedded again when either changes."""
+        return f"{card.digest()}:{getattr(self.embedder, 'model_id', '')}"
 
     def _embed_all(self, texts: list[str], progress: bool) -> np.ndarray:
         bar = None
