@@ -138,6 +138,10 @@ class KeyStore:
     def _read_master(keys_dir: Path, may_create: bool) -> tuple[bytes, bool]:
         key = credential_master_key()
         if key is not None:
+            # The key comes from outside, but keys.db still lives here: a fresh install has no folder yet.
+            if may_create and not keys_dir.exists():
+                keys_dir.mkdir(parents=True, exist_ok=True)
+                os.chmod(keys_dir, 0o700)
             return key, True
         path = keys_dir / MASTER
         if path.exists():

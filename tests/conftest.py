@@ -52,7 +52,9 @@ def literature_template(tmp_path_factory) -> Path:
 def data_dir(tmp_path, literature_template) -> Path:
     target = tmp_path / "data"
     shutil.copytree(literature_template / "chroma", target / "chroma")
-    shutil.copytree(literature_template / "cache", target / "cache")
+    # The literature's int8 model (23 MB) is only ever replaced whole, never written into: linked, not copied.
+    shutil.copytree(literature_template / "cache", target / "cache",
+                    copy_function=lambda src, dst: os.link(src, dst) if src.endswith(".onnx") else shutil.copy2(src, dst))
     return target
 
 
