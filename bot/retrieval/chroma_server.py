@@ -61,7 +61,7 @@ class ChromaServer:
         self._lock = threading.Lock()
         self._client = None
         self._collection = None
-        self._down_since: float | None = None  # when the last failure was seen; None while it answers
+        self._down_since: float | None = None  # when the outage began; None while it answers
         self._last_try = 0.0
 
     def _error(self, what: str, first: bool = False) -> LiteratureServerDown:
@@ -102,11 +102,17 @@ class ChromaServer:
         from chromadb.config import Settings
 
         host, port, ssl = parse_server_url(self.url)
+        old, self._client = self._client, None
+        if old is not None:  # the client of a connection that failed: each HttpClient has its own HTTP pool
+            try:
+                old.close()
+            except Exception:
+                pass
         # HttpClient's first request (it checks the tenant) has no time limit: a hung server would hang us
         # here, so the heartbeat is asked first, within our timeout.
         httpx.get(f"{self.url}/api/v2/heartbeat", timeout=self.timeout).raise_for_status()
-        client = chromadb.HttpClient(host=host, port=port, ssl=ssl,
-                                     settings=Settings(anonymized_telemetry=False))
+        client = chromadb.HttpClient(host=f"[{host}]" if ":" in host else host,  # an IPv6 address, bracketed
+                                     port=port, ssl=ssl, settings=Settings(anonymized_telemetry=False))
         # chromadb sets no timeout on its HTTP session (httpx.Client(timeout=None)) and offers no setting
         # for one; without it a server that stops answering would keep a reflection waiting forever.
         session = getattr(getattr(client, "_server", None), "_session", None)
