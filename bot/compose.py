@@ -99,10 +99,13 @@ def build_embedder(config: Config, threads: int | None = None, literature: bool 
 
 
 def build_literature(config: Config, embedder):
+    """The literature index: embedded in data_dir/chroma, or on the Chroma server at retrieval.server_url."""
+    from .retrieval.chroma_server import ChromaServer
     from .retrieval.literature import LiteratureIndex
 
-    return LiteratureIndex(config.data_dir / "chroma", embedder, config.retrieval.collection,
-                           config.retrieval.min_similarity)
+    r = config.retrieval
+    server = ChromaServer(r.server_url, r.collection, r.server_timeout_seconds) if r.server_url else None
+    return LiteratureIndex(config.data_dir / "chroma", embedder, r.collection, r.min_similarity, server=server)
 
 
 def build_ingest_index(config: Config):
@@ -172,8 +175,9 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
             embedder = build_embedder(config)
             literature = build_literature(config, build_embedder(config, literature=True)
                                           if config.retrieval.literature_int8 else embedder)
-            if literature.count() == 0:
-                notes.append("The literature index is empty: run `spanner ingest` to build it.")
+            note = literature.status_note()  # an empty index, or a Chroma server that is down: no ideas yet
+            if note:
+                notes.append(note)
         except Exception as exc:
             notes.append(f"Literature ideas are off: {exc}")
             log.warning("retrieval unavailable: %s", type(exc).__name__, exc_info=exc)

@@ -85,6 +85,17 @@ class RetrievalConfig(_Section):
     # Chroma's rule for collection names.
     collection: str = Field(default="literature", min_length=3, max_length=63,
                             pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]$")
+    # A Chroma server (`chroma run`) holding the index, for several processes; "" keeps the embedded index
+    # in data_dir/chroma. Embeddings are computed here, so the server needs no model.
+    server_url: str = Field(default="", pattern=r"^$|^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}/?$")
+    server_timeout_seconds: float = Field(default=5.0, gt=0, le=600)
+
+    @field_validator("server_url")
+    @classmethod
+    def _server_port(cls, value: str) -> str:
+        if value and not 1 <= int(value.rstrip("/").rsplit(":", 1)[1]) <= 65535:
+            raise ValueError("the port is not between 1 and 65535")
+        return value
 
 
 class ReflectionConfig(_Section):
@@ -265,6 +276,8 @@ _KEY_FIXES = {
     "telegram.webhook_listen": "use an address like \"127.0.0.1\"",
     "telegram.webhook_path": "use a path like \"/telegram\"",
     "retrieval.collection": "use 3-63 letters, digits, dots, dashes or underscores",
+    "retrieval.server_url": "use the Chroma server's address with its port, like \"http://127.0.0.1:8000\" "
+                            "(no path, no user or password), or \"\" for the embedded index",
     "voice.language": "use a two-letter language code such as \"en\", or \"\" to let Whisper detect it",
 }
 

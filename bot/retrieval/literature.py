@@ -1,6 +1,9 @@
-"""The literature index: chroma, embedded, under the data directory. Literature only, never journals.
+"""The literature index: chroma, embedded under the data directory or on a Chroma server. Literature only.
 
-Implements the engine's Literature port. Ingest is idempotent: each chunk
+Implements the engine's Literature port; never holds journals. The index is
+embedded (a PersistentClient in data_dir/chroma: one process) unless
+`retrieval.server_url` names a Chroma server (bot/retrieval/chroma_server.py:
+several processes), and behaves the same on both. Ingest is idempotent: each chunk
 carries its card's digest and the embedding model's id, so unchanged cards are
 not embedded again, changed ones (or all, after a model change) are replaced and
 removed ones are dropped. Chroma's telemetry is off, and
@@ -24,6 +27,7 @@ from bot.engine.ports import Suggestion
 from bot.engine.wording import sentences as split_sentences
 
 from .cards import Card, load_cards
+from .chroma_server import ChromaServer, LiteratureServerDown, ServerCollection
 from .embedder import MiniLMEmbedder
 
 log = logging.getLogger(__name__)
@@ -34,7 +38,7 @@ MAX_QUERY_SENTENCES = 40  # a very long reflection is matched on its first 40 se
 SIGNAL_WEIGHT = 0.2
 MAX_SIGNALS = 2
 EMBED_BATCH = 16  # texts per onnxruntime run at ingest: small batches of similar length pad little
-ADD_BATCH = 1000  # chunks per chroma add
+ADD_BATCH = 1000  # chunks per chroma add (both the embedded client and `chroma run` take 5,461)
 
 
 @dataclass(frozen=True)
@@ -54,20 +58,41 @@ def open_chroma(path: Path) -> chromadb.ClientAPI:
 
 
 class LiteratureIndex:
-    def __init__(self, chroma_dir: Path, embedder: MiniLMEmbedder, collection: str = "literature",
-                 min_similarity: float = 0.6):
+    def __init__(self, chroma_dir: Path | None, embedder: MiniLMEmbedder, collection: str = "literature",
+                 min_similarity: float = 0.6, server: ChromaServer | None = None):
+        """The embedded index in `chroma_dir`, or with `server`, the collection on that Chroma server."""
         self.embedder = embedder
         self.min_similarity = min_similarity
-        self.client = open_chroma(Path(chroma_dir))
-        self.collection = self.client.get_or_create_collection(
-            collection, metadata={"hnsw:space": "cosine"}, embedding_function=None)
+        self.server = server
+        if server is None:
+            self._client = open_chroma(Path(chroma_dir))
+            self.collection = self._client.get_or_create_collection(
+                collection, metadata={"hnsw:space": "cosine"}, embedding_function=None)
+        else:  # nothing is asked of the server yet: a server that is down must not stop start-up
+            self.collection = ServerCollection(server)
         self._themes_by_card: dict[str, set[str]] | None = None
         self._compiled: dict[str, list[re.Pattern]] = {}
+        self._chunks_seen = -1
         # Batches embedded side by side at ingest: one per core, each on one onnxruntime thread.
         self.ingest_workers = 1
 
+    @property
+    def client(self) -> chromadb.ClientAPI:
+        return self._client if self.server is None else self.server.client
+
     def count(self) -> int:
+        """Chunks in the index; on a server that is down, LiteratureServerDown (one line with the fix)."""
         return self.collection.count()
+
+    def status_note(self) -> str | None:
+        """A start-up line for the operator when literature ideas cannot be offered yet, else None."""
+        try:
+            if self.count() == 0:
+                return "The literature index is empty: run `spanner ingest` to build it."
+        except LiteratureServerDown as exc:
+            exc.log_once()
+            return f"Literature ideas are off until the server answers: {exc}"
+        return None
 
     # ----- ingest ---------------------------------------------------------------
 
@@ -136,8 +161,13 @@ class LiteratureIndex:
         them are considered.
         """
         sentences = [s for s in split_sentences(query) if len(s.split()) >= 3][:MAX_QUERY_SENTENCES]
-        if not sentences or self.collection.count() == 0:
+        if not sentences:
             return []
+        chunks = self.collection.count()
+        if chunks == 0:
+            return []
+        if chunks != self._chunks_seen:  # another process (on a server) ingested: card themes may have changed
+            self._themes_by_card, self._chunks_seen = None, chunks
         where: dict = {"kind": "cue"}
         if themes:
             ids = self._cards_with(themes)
@@ -145,7 +175,7 @@ class LiteratureIndex:
                 return []
             where = {"$and": [{"kind": "cue"}, {"card_id": {"$in": ids}}]}
         vectors = self.embedder.embed_array(sentences)
-        res = self.collection.query(query_embeddings=vectors, n_results=min(12, self.collection.count()),
+        res = self.collection.query(query_embeddings=vectors, n_results=min(12, chunks),
                                     where=where, include=["metadatas", "distances"])
         best: dict[str, tuple[float, dict]] = {}
         for metas, dists in zip(res["metadatas"], res["distances"]):
@@ -155,15 +185,17 @@ class LiteratureIndex:
                     best[meta["card_id"]] = (sim, meta)
         scored = []
         for card_id, (sim, meta) in best.items():
-            hits = sum(1 for p in self._signals(card_id, meta) if p.search(query))
+            hits = sum(1 for p in self._signals(meta) if p.search(query))
             if hits:
                 scored.append((sim + SIGNAL_WEIGHT * min(hits, MAX_SIGNALS), meta))
         return sorted(scored, key=lambda pair: -pair[0])
 
-    def _signals(self, card_id: str, meta: dict) -> list[re.Pattern]:
-        if card_id not in self._compiled:
-            self._compiled[card_id] = [re.compile(p, re.I) for p in json.loads(meta.get("signals") or "[]")]
-        return self._compiled[card_id]
+    def _signals(self, meta: dict) -> list[re.Pattern]:
+        # Keyed by the signals themselves, so a card changed by another process's ingest is read afresh.
+        raw = meta.get("signals") or "[]"
+        if raw not in self._compiled:
+            self._compiled[raw] = [re.compile(p, re.I) for p in json.loads(raw)]
+        return self._compiled[raw]
 
     def _cards_with(self, themes: tuple[str, ...]) -> list[str]:
         if self._themes_by_card is None:
@@ -173,11 +205,18 @@ class LiteratureIndex:
         return sorted(cid for cid, have in self._themes_by_card.items() if have & wanted)
 
     def matches(self, query: str, themes: tuple[str, ...] = ()) -> list[Suggestion]:
-        """Every card that fits well enough (a score at or above min_similarity), best first."""
+        """Every card that fits well enough (a score at or above min_similarity), best first.
+
+        Nothing when the Chroma server is down: as with an empty index, the reflection goes on without."""
+        try:
+            found = self._matches(query, themes)
+        except LiteratureServerDown as exc:
+            exc.log_once()
+            return []
         return [Suggestion(card_id=meta["card_id"], title=meta["title"], citation=meta["citation"],
                            idea=meta["idea"], themes=tuple(t for t in meta["themes"].split(",") if t),
                            similarity=sim)
-                for sim, meta in self._matches(query, themes) if sim >= self.min_similarity]
+                for sim, meta in found if sim >= self.min_similarity]
 
     def suggest(self, query: str, avoid: tuple[str, ...] = (), themes: tuple[str, ...] = ()) -> Suggestion | None:
         """The best-fitting card's idea, or None when nothing fits well enough.
