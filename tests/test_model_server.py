@@ -14,16 +14,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bot.config import ConfigError, load_config
+from bot.llm.local_server import ServerFailed, free_port, start_llama_cpp_server, stop_server
 from conftest import SPANNER, Chat, FixedClock, write_config
 from test_no_egress import LOOPBACK, _network_calls, _traced
 
@@ -34,43 +32,11 @@ ANSWERS = ["Discharge planning with the ward and the council.",
            "The finance lead shaped every decision, though the chair had the formal say."]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model_path: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """llama-cpp-python's server on a free loopback port, once it answers; (process, base URL)."""
-    port = _free_port()
-    # --interrupt_requests False: a second request waits for the first instead of cutting it short.
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model_path),
-                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2",
-                             "--interrupt_requests", "False"],
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited: {log.read_text(errors='replace')[-800:]}")
-        try:
-            if httpx.get(url + "/v1/models", timeout=1, trust_env=False).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    pytest.fail("llama_cpp.server did not answer within 120 s")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def start_server(model_path: Path, log: Path):
+    try:
+        return start_llama_cpp_server(model_path, log)
+    except ServerFailed as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +87,13 @@ def test_a_follow_up_streams_through_the_model_server_its_first_words_before_the
     assert all(r for r in replies)
 
 
+def test_an_instruct_model_on_the_server_is_asked_through_chat_completions(make_app, make_config, model_server):
+    app = _server_app(make_app, make_config, model_server, **{"llm.server_api": "chat"})
+    assert app.generator.endpoint.endswith("/v1/chat/completions")
+    result = asyncio.run(app.generator.generate("console:cal", "followup", VARS))
+    assert result.status == "ok" and "Answer:" not in result.text  # our messages, not the few-shot page
+
+
 def _curated_replies(make_app, make_config, user: str) -> list[list[str]]:
     """What the default (curated) strategy asks someone else after the same answers: the expected fallback."""
     return _reflect(make_app(make_config(**{"reflection.followup_strategy": "curated"}), clock=FixedClock()),
@@ -146,7 +119,7 @@ def test_a_model_server_too_slow_for_the_timeout_gives_the_curated_question_and_
 def test_a_model_server_that_is_down_gives_curated_questions_and_one_log_line_without_text(
         make_app, make_config, data_dir):
     curated = _curated_replies(make_app, make_config, "dan")
-    app = _server_app(make_app, make_config, f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    app = _server_app(make_app, make_config, f"http://127.0.0.1:{free_port()}")  # nothing listens there
     started = time.perf_counter()
     replies = _reflect(app, "dan")
     assert time.perf_counter() - started < 30  # refused at once, not waited out

@@ -28,6 +28,9 @@ __all__ = ["GenerationStats", "LlamaGenerator"]
 
 log = logging.getLogger(__name__)
 
+#: The nice value of the generation thread (and of llama.cpp's compute threads started from it).
+WORKER_NICE = 10
+
 
 class LlamaGenerator(QueuedGenerator):
     """Generator port over llama.cpp. Call start() once; close() at shutdown."""
@@ -156,7 +159,7 @@ def _lower_priority() -> None:
     answers other users' commands would wait behind it. Linux applies nice per thread.
     """
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
     except (OSError, AttributeError):
         pass
 
