@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, load_config
+from bot.engine.prompt_data import load_prompt_data
 from bot.llm.local_server import ServerFailed, free_port, start_llama_cpp_server, stop_server
+from bot.llm.server_generator import ServerGenerator
 from conftest import SPANNER, Chat, FixedClock, write_config
 from test_no_egress import LOOPBACK, _network_calls, _traced
 
@@ -87,11 +89,17 @@ def test_a_follow_up_streams_through_the_model_server_its_first_words_before_the
     assert all(r for r in replies)
 
 
-def test_an_instruct_model_on_the_server_is_asked_through_chat_completions(make_app, make_config, model_server):
-    app = _server_app(make_app, make_config, model_server, **{"llm.server_api": "chat"})
-    assert app.generator.endpoint.endswith("/v1/chat/completions")
-    result = asyncio.run(app.generator.generate("console:cal", "followup", VARS))
-    assert result.status == "ok" and "Answer:" not in result.text  # our messages, not the few-shot page
+def test_an_instruct_model_on_the_server_is_asked_through_chat_completions(model_server):
+    prompts = load_prompt_data(load_config().paths.prompts_dir)
+    generator = ServerGenerator(model_server + "/v1", prompts.templates, api="chat", max_tokens=24,
+                                timeout_seconds=60)
+    try:
+        assert generator.endpoint == model_server + "/v1/chat/completions"
+        result = asyncio.run(generator.generate("console:cal", "followup", VARS))
+        assert result.status == "ok" and generator.stats.completed == 1
+        assert "Answer:" not in result.text  # our messages, not the few-shot page
+    finally:
+        generator.close()
 
 
 def _curated_replies(make_app, make_config, user: str) -> list[list[str]]:
