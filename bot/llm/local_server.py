@@ -32,30 +32,45 @@ def free_port() -> int:
 def start_llama_cpp_server(model_path: Path, log: Path, *, threads: int = 2, context_tokens: int = 2048,
                            port: int | None = None, wait_seconds: float = 120,
                            priority: int | None = None) -> tuple[subprocess.Popen, str]:
-    """Start the server on a loopback port and wait until it answers: (process, base URL).
+    """Start llama-cpp-python's server on a loopback port; once it answers: (process, base URL).
 
     `priority`: the server's nice value (the benchmark gives it the embedded worker's, for a fair race)."""
     port = port or free_port()
     # --interrupt_requests False: a second request waits for the first instead of cutting it short.
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model_path),
-                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(context_tokens),
-                             "--n_threads", str(threads), "--n_threads_batch", str(threads),
-                             "--interrupt_requests", "False"],
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    return _start([sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
+                   "--port", str(port), "--n_ctx", str(context_tokens), "--n_threads", str(threads),
+                   "--n_threads_batch", str(threads), "--interrupt_requests", "False"],
+                  port, "/v1/models", log, wait_seconds, priority)
+
+
+def start_llama_server(binary: str, model_path: Path, log: Path, *, slots: int, threads: int = 2,
+                       context_tokens: int = 2048, wait_seconds: float = 120,
+                       priority: int | None = None) -> tuple[subprocess.Popen, str]:
+    """Start llama.cpp's own `llama-server -np SLOTS`, each slot with `context_tokens`: (process, base URL)."""
+    port = free_port()
+    return _start([binary, "-m", str(model_path), "--host", "127.0.0.1", "--port", str(port), "-np", str(slots),
+                   "-c", str(context_tokens * slots), "-t", str(threads), "-tb", str(threads)],
+                  port, "/health", log, wait_seconds, priority)
+
+
+def _start(command: list[str], port: int, ready_path: str, log: Path, wait_seconds: float,
+           priority: int | None) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             preexec_fn=None if priority is None else lambda: os.setpriority(os.PRIO_PROCESS, 0, priority))
     url = f"http://127.0.0.1:{port}"
+    name = Path(command[0]).name if command[0] != sys.executable else command[2]
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise ServerFailed(f"llama_cpp.server exited: {log.read_text(errors='replace')[-800:]}")
+            raise ServerFailed(f"{name} exited: {log.read_text(errors='replace')[-800:]}")
         try:
-            if httpx.get(url + "/v1/models", timeout=1, trust_env=False).status_code == 200:
+            if httpx.get(url + ready_path, timeout=1, trust_env=False).status_code == 200:
                 return proc, url
         except httpx.TransportError:
             pass
         time.sleep(0.2)
     stop_server(proc)
-    raise ServerFailed(f"llama_cpp.server did not answer within {wait_seconds:.0f} s")
+    raise ServerFailed(f"{name} did not answer within {wait_seconds:.0f} s")
 
 
 def stop_server(proc: subprocess.Popen) -> None:
