@@ -251,14 +251,16 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
 
 def build_server_generator(config: Config, prompts: PromptData):
     """The Generator over the OpenAI-compatible model server at llm.server_url (nothing loaded here)."""
-    from .llm.server_generator import ServerGenerator
+    import os
+
+    from .llm.server_generator import LLM_API_KEY_ENV, ServerGenerator
 
     llm = config.llm
     generator = ServerGenerator(
         llm.server_url, prompts.templates, api=llm.server_api, model=llm.server_model,
         parallel=llm.server_parallel, max_tokens=llm.max_tokens, summary_max_tokens=llm.summary_max_tokens,
         temperature=llm.temperature, summary_temperature=llm.summary_temperature,
-        timeout_seconds=llm.timeout_seconds)
+        timeout_seconds=llm.timeout_seconds, api_key=os.environ.get(LLM_API_KEY_ENV) or None)
     generator.start()
     return generator
 

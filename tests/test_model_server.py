@@ -23,7 +23,7 @@ import pytest
 from bot.config import ConfigError, load_config
 from bot.engine.prompt_data import load_prompt_data
 from bot.llm.local_server import ServerFailed, free_port, start_llama_cpp_server, stop_server
-from bot.llm.server_generator import ServerGenerator
+from bot.llm.server_generator import LLM_API_KEY_ENV, ServerGenerator
 from conftest import SPANNER, Chat, FixedClock, write_config
 from test_no_egress import LOOPBACK, _network_calls, _traced
 
@@ -34,18 +34,27 @@ ANSWERS = ["Discharge planning with the ward and the council.",
            "The finance lead shaped every decision, though the chair had the formal say."]
 
 
-def start_server(model_path: Path, log: Path):
+KEY = "test-key-for-the-loopback-server"
+
+
+def start_server(model_path: Path, log: Path, api_key: str | None = None):
     try:
-        return start_llama_cpp_server(model_path, log)
+        return start_llama_cpp_server(model_path, log, api_key=api_key)
     except ServerFailed as exc:
         pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
 def model_server(model_path, tmp_path_factory):
-    proc, url = start_server(model_path, tmp_path_factory.mktemp("server") / "server.log")
+    """The shared server asks for a key, so every test here also shows Spanner sends it."""
+    proc, url = start_server(model_path, tmp_path_factory.mktemp("server") / "server.log", api_key=KEY)
     yield url
     stop_server(proc)
+
+
+@pytest.fixture(autouse=True)
+def server_key(monkeypatch):
+    monkeypatch.setenv(LLM_API_KEY_ENV, KEY)
 
 
 def _server_app(make_app, make_config, url: str, **overrides):
@@ -92,7 +101,7 @@ def test_a_follow_up_streams_through_the_model_server_its_first_words_before_the
 def test_an_instruct_model_on_the_server_is_asked_through_chat_completions(model_server):
     prompts = load_prompt_data(load_config().paths.prompts_dir)
     generator = ServerGenerator(model_server + "/v1", prompts.templates, api="chat", max_tokens=24,
-                                timeout_seconds=60)
+                                timeout_seconds=60, api_key=KEY)
     try:
         assert generator.endpoint == model_server + "/v1/chat/completions"
         result = asyncio.run(generator.generate("console:cal", "followup", VARS))
@@ -100,6 +109,17 @@ def test_an_instruct_model_on_the_server_is_asked_through_chat_completions(model
         assert "Answer:" not in result.text  # our messages, not the few-shot page
     finally:
         generator.close()
+
+
+def test_a_model_server_refusing_the_key_gives_curated_questions_and_a_line_naming_the_status(
+        make_app, make_config, model_server, monkeypatch, data_dir):
+    monkeypatch.setenv(LLM_API_KEY_ENV, "not-the-key")
+    curated = _curated_replies(make_app, make_config, "kim")
+    app = _server_app(make_app, make_config, model_server)
+    assert _questions(_reflect(app, "kim")) == curated
+    assert app.generator.stats.failures >= 1 and app.generator.stats.completed == 0
+    log = (data_dir / "logs" / "spanner.log").read_text()
+    assert "model server answered HTTP 401" in log and "not-the-key" not in log
 
 
 def _curated_replies(make_app, make_config, user: str) -> list[list[str]]:

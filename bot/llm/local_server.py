@@ -31,15 +31,17 @@ def free_port() -> int:
 
 def start_llama_cpp_server(model_path: Path, log: Path, *, threads: int = 2, context_tokens: int = 2048,
                            port: int | None = None, wait_seconds: float = 120,
-                           priority: int | None = None) -> tuple[subprocess.Popen, str]:
+                           priority: int | None = None, api_key: str | None = None) -> tuple[subprocess.Popen, str]:
     """Start llama-cpp-python's server on a loopback port; once it answers: (process, base URL).
 
-    `priority`: the server's nice value (the benchmark gives it the embedded worker's, for a fair race)."""
+    `priority`: the server's nice value (the benchmark gives it the embedded worker's, for a fair race);
+    `api_key`: the bearer key it then asks of every request."""
     port = port or free_port()
     # --interrupt_requests False: a second request waits for the first instead of cutting it short.
     return _start([sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
                    "--port", str(port), "--n_ctx", str(context_tokens), "--n_threads", str(threads),
-                   "--n_threads_batch", str(threads), "--interrupt_requests", "False"],
+                   "--n_threads_batch", str(threads), "--interrupt_requests", "False",
+                   *(["--api_key", api_key] if api_key else [])],
                   port, "/v1/models", log, wait_seconds, priority)
 
 
@@ -64,7 +66,8 @@ def _start(command: list[str], port: int, ready_path: str, log: Path, wait_secon
         if proc.poll() is not None:
             raise ServerFailed(f"{name} exited: {log.read_text(errors='replace')[-800:]}")
         try:
-            if httpx.get(url + ready_path, timeout=1, trust_env=False).status_code == 200:
+            # 401: up, and asking for its key (llama-server's /health says 503 while it loads).
+            if httpx.get(url + ready_path, timeout=1, trust_env=False).status_code in (200, 401):
                 return proc, url
         except httpx.TransportError:
             pass

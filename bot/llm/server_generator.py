@@ -17,7 +17,8 @@ reason counts as a failure, never as a question.
 A server that is down, a timeout or an error gives a status, never an
 exception: the engine asks a curated question instead. The log gets one line
 when the server stops answering and one when it answers again: the kind of
-failure and the server's address, never any text.
+failure and the server's address, never any text. A server that wants a key
+gets it from the SPANNER_LLM_API_KEY environment variable as a bearer token.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from .generation import Interrupted, Job, QueuedGenerator, failed, stream_text
 
 log = logging.getLogger(__name__)
 
+#: Where the model server's key comes from, if it wants one (secrets never live in the config file).
+LLM_API_KEY_ENV = "SPANNER_LLM_API_KEY"
 ENDPOINTS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 #: How long to wait for a connection before calling the server down (a refused one fails at once).
 CONNECT_SECONDS = 3.0
@@ -55,7 +58,7 @@ class ServerGenerator(QueuedGenerator):
 
     def __init__(self, url: str, templates: dict[str, Template], *, api: str = "completions", model: str = "",
                  parallel: int = 1, max_tokens: int = 48, summary_max_tokens: int = 80, temperature: float = 0.7,
-                 summary_temperature: float = 0.3, timeout_seconds: float = 8.0):
+                 summary_temperature: float = 0.3, timeout_seconds: float = 8.0, api_key: str | None = None):
         super().__init__(templates, max_tokens=max_tokens, summary_max_tokens=summary_max_tokens,
                          temperature=temperature, summary_temperature=summary_temperature,
                          timeout_seconds=timeout_seconds)
@@ -69,7 +72,9 @@ class ServerGenerator(QueuedGenerator):
         self.label = server_label(url)
         # trust_env=False: no proxy from the environment and no .netrc: journal text goes to the
         # configured server and nowhere else.
-        self._client = httpx.Client(trust_env=False, limits=httpx.Limits(max_connections=parallel))
+        # The key (from SPANNER_LLM_API_KEY, never the config file) goes in a header and nowhere else.
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(trust_env=False, limits=httpx.Limits(max_connections=parallel), headers=headers)
         self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
         self._down = False  # the server stopped answering (logged once until it answers again)
