@@ -110,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="instead: anonymisation time, spaCy's memory, and a 50-entry portfolio PDF")
     bench.add_argument("--voice", action="store_true",
                        help="instead: transcription speed, word error and memory for tiny.en and base")
+    bench.add_argument("--scale", action="store_true",
+                       help="instead: the numbers for beyond one host, with a follow-up through a model server "
+                            "(llama_cpp.server on loopback) against the model in process, as a ratio")
 
     train = sub.add_parser("train", parents=[common],
                            help="train the follow-up adapter (needs: pip install -e '.[train]')")
@@ -477,6 +480,9 @@ def cmd_bench(args) -> int:
     if args.voice:
         from .voice.bench import run_voice_bench
         return run_voice_bench(load_config(args.config))
+    if args.scale:
+        from .bench_llm_server import bench_llm_server
+        return bench_llm_server(load_config(args.config), runs=min(args.runs, 10))
     return run_bench(load_config(args.config), runs=args.runs, synthetic_chunks=args.synthetic_chunks,
                      telegram_minutes=args.telegram, data_only=args.data, schedule_only=args.schedule,
                      sharing_only=args.sharing)

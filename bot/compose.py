@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .charts import MatplotlibCharts
-from .config import Config, ConfigError
+from .config import Config, ConfigError, llm_conflict
 from .cpu_turns import CpuTurns
 from .engine.context import Context, Settings
 from .engine.engine import Engine
@@ -54,7 +54,7 @@ class App:
     config: Config
     engine: Engine
     journal: object
-    generator: object | None  # LlamaGenerator, or a stand-in a test controls
+    generator: object | None  # LlamaGenerator, ServerGenerator, or a stand-in a test controls
     literature: object | None
     embedder: object | None
     prompts: PromptData
@@ -186,6 +186,9 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
     # `spanner eval`), so the model is loaded only when a configured strategy uses it.
     strategy = config.reflection.followup_strategy
     lora_path = None
+    conflict = llm_conflict(config)  # configs built in code (tests, bench) meet the file's rule too
+    if conflict:
+        raise ConfigError(conflict)
     if strategy in ("adapter", "pool") and config.llm.enabled:
         from .llm.adapter_files import check_adapter
         check = check_adapter(config.llm.adapter_path, model_path_for(config),
@@ -204,7 +207,9 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
             notes.append(note)
     elif not config.voice.enabled:
         transcriber = None
-    if generator is None and config.llm.enabled and wants_model:
+    if generator is None and config.llm.enabled and wants_model and config.llm.server_url:
+        generator = build_server_generator(config, prompts)
+    elif generator is None and config.llm.enabled and wants_model:
         generator = LlamaGenerator(
             model_path_for(config), prompts.templates, threads=config.llm.threads,
             context_tokens=config.llm.context_tokens, max_tokens=config.llm.max_tokens,
@@ -255,6 +260,22 @@ def _compose(config: Config, clock, generator, journal, start_model: bool, log_h
                literature=literature, embedder=embedder, prompts=prompts, notes=notes,
                log_handler=log_handler, scheduler=scheduler, mentoring=mentoring, sharing=sharing,
                people=people, notices=notices, transcriber=transcriber)
+
+
+def build_server_generator(config: Config, prompts: PromptData):
+    """The Generator over the OpenAI-compatible model server at llm.server_url (nothing loaded here)."""
+    import os
+
+    from .llm.server_generator import LLM_API_KEY_ENV, ServerGenerator
+
+    llm = config.llm
+    generator = ServerGenerator(
+        llm.server_url, prompts.templates, api=llm.server_api, model=llm.server_model,
+        parallel=llm.server_parallel, max_tokens=llm.max_tokens, summary_max_tokens=llm.summary_max_tokens,
+        temperature=llm.temperature, summary_temperature=llm.summary_temperature,
+        timeout_seconds=llm.timeout_seconds, api_key=os.environ.get(LLM_API_KEY_ENV) or None)
+    generator.start()
+    return generator
 
 
 def build_deidentifier(prompts: PromptData):

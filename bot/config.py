@@ -70,6 +70,33 @@ class LlmConfig(_Section):
     # used by the "adapter" and "pool" follow-up strategies.
     adapter_path: Path = ROOT / "models" / "followup-lora.gguf"
     adapter_temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    # An OpenAI-compatible model server instead of the model in this process ("" for none): its
+    # /v1/completions with our own few-shot prompt ("completions", for a base model such as the default)
+    # or /v1/chat/completions ("chat", for an instruct model); `server_model` is sent as the request's
+    # "model" where the server wants one; `server_parallel` requests in flight at once (1 for
+    # llama-cpp-python's server, N for llama.cpp's `llama-server -np N`).
+    server_url: str = ""
+    server_api: Literal["completions", "chat"] = "completions"
+    server_model: str = Field(default="", max_length=200)
+    server_parallel: int = Field(default=1, ge=1, le=256)
+
+    @field_validator("server_url")
+    @classmethod
+    def _server_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        if not value:
+            return value
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 (raises on a port that is not a number)
+        except ValueError:
+            raise ValueError("not a URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http:// or https:// address with a host")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("holds a user name, password, query or fragment")
+        return value
 
 
 class RetrievalConfig(_Section):
@@ -278,6 +305,8 @@ _KEY_FIXES = {
     "retrieval.collection": "use 3-63 letters, digits, dots, dashes or underscores",
     "retrieval.server_url": "use the Chroma server's address with its port, like \"http://127.0.0.1:8000\" "
                             "(no path, no user or password), or \"\" for the embedded index",
+    "llm.server_url": "use the model server's address, like \"http://127.0.0.1:8080\" (no user name or "
+                      "password), or \"\" for the model in this process",
     "voice.language": "use a two-letter language code such as \"en\", or \"\" to let Whisper detect it",
 }
 
@@ -362,6 +391,20 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict | None = 
         section, key = dotted.split(".", 1)
         data.setdefault(section, {})[key] = value
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise _explain(exc, source) from None
+    conflict = llm_conflict(config)
+    if conflict:
+        raise ConfigError(f"{source}: {conflict}")
+    return config
+
+
+def llm_conflict(config: Config) -> str | None:
+    """A combination of llm keys that cannot work, as one line with its fix (None if fine)."""
+    strategy = config.reflection.followup_strategy
+    if config.llm.server_url and strategy in ("adapter", "pool"):
+        return (f"reflection.followup_strategy: \"{strategy}\" runs Spanner's adapter (llm.adapter_path) on the "
+                "model in this process, and llm.server_url moves the model to a server; fix: use "
+                "followup_strategy \"model\" or \"curated\" with llm.server_url, or remove llm.server_url")
+    return None

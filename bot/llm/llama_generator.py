@@ -11,12 +11,9 @@ conversation goes on with curated lines.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -25,35 +22,17 @@ from bot.engine.prompt_data import Template
 
 from bot.cpu_turns import CpuTurns
 
-from .fair_queue import FairQueue
+from .generation import GenerationStats, Job, QueuedGenerator, failed, stream_text
+
+__all__ = ["GenerationStats", "LlamaGenerator"]
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class _Job:
-    task: str
-    variables: dict[str, str]
-    on_partial: Callable[[str], None] | None
-    future: asyncio.Future
-    loop: asyncio.AbstractEventLoop
-    deadline: float
-    max_tokens: int
+#: The nice value of the generation thread (and of llama.cpp's compute threads started from it).
+WORKER_NICE = 10
 
 
-@dataclass
-class GenerationStats:
-    """Counters for the benchmark: no text, only numbers."""
-
-    completed: int = 0
-    tokens: int = 0
-    seconds: float = 0.0
-    failures: int = 0
-    timeouts: int = 0
-    durations: list[float] = field(default_factory=list)
-
-
-class LlamaGenerator:
+class LlamaGenerator(QueuedGenerator):
     """Generator port over llama.cpp. Call start() once; close() at shutdown."""
 
     def __init__(self, model_path: Path | None, templates: dict[str, Template], *, threads: int,
@@ -63,30 +42,23 @@ class LlamaGenerator:
                  seed: int = 1234, llama_factory: Callable[..., object] | None = None,
                  turns: CpuTurns | None = None, lora_path: Path | None = None,
                  adapter_temperature: float = 0.0):
+        super().__init__(templates, max_tokens=max_tokens, summary_max_tokens=summary_max_tokens,
+                         temperature=temperature, summary_temperature=summary_temperature,
+                         timeout_seconds=timeout_seconds, adapter_temperature=adapter_temperature)
         self.model_path = Path(model_path) if model_path else None
-        self.templates = templates
         self.threads = threads
         self.context_tokens = context_tokens
-        self.max_tokens = {"followup": max_tokens, "followup_adapter": max_tokens, "summary": summary_max_tokens}
-        self.temperature = {"followup": temperature, "followup_adapter": adapter_temperature,
-                            "summary": summary_temperature}
         # Spanner's follow-up adapter, applied over the model at load (checked by the caller).
         self.lora_path = Path(lora_path) if lora_path else None
-        self.timeout = timeout_seconds
         self.mode = mode
         self.seed = seed
         self._factory = llama_factory
         self.turns = turns or CpuTurns()  # shared with the transcriber: one heavy job at a time
-        self._queue: FairQueue[_Job] = FairQueue()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
-        self._closing = threading.Event()  # set by close(): stop generating, take no more work
         self._llm = None
         self._uses_chat = False
         self._load_error: str | None = None
-        self.stats = GenerationStats()
-        #: Called (on the event loop) with (user, others ahead) when a request has to wait its turn.
-        self.on_queued: Callable[[str, int], None] | None = None
 
     # ----- lifecycle ----------------------------------------------------------
 
@@ -146,97 +118,35 @@ class LlamaGenerator:
             self._load_error = type(exc).__name__
             log.warning("model failed to load (%s); using curated questions only", type(exc).__name__)
 
-    # ----- the port -----------------------------------------------------------
-
-    async def generate(self, user: str, task: str, variables: dict[str, str],
-                       on_partial: Callable[[str], None] | None = None) -> Generation:
-        if not self.available:
-            return Generation("", "unavailable")
-        if self._thread is None:
-            self.start()
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        job = _Job(task, variables, on_partial, future, loop, time.monotonic() + self.timeout,
-                   self.max_tokens.get(task, 48))
-        self._queue.put(user, job)
-        ahead = self._queue.position(user)
-        if ahead and self.on_queued is not None:
-            self.on_queued(user, ahead)  # a transport tells the user they are waiting, not ignored
-        try:
-            # The worker honours the deadline itself; this only guards against a wedged worker.
-            return await asyncio.wait_for(asyncio.shield(future), self.timeout + 30)
-        except asyncio.TimeoutError:
-            return Generation("", "timeout")
-
     # ----- the worker ---------------------------------------------------------
 
     def _run(self) -> None:
         _lower_priority()
         self._load()
         self._ready.set()
-        while True:
-            got = self._queue.get()
-            if got is None:
-                return
-            _user, job = got
-            if self._closing.is_set():
-                result = Generation("", "unavailable")
-            else:
-                with self.turns.turn():
-                    result = self._execute(job)
-            if not job.loop.is_closed():
-                job.loop.call_soon_threadsafe(_resolve, job.future, result)
+        self._serve(self._take_turn)
 
-    def _execute(self, job: _Job) -> Generation:
+    def _take_turn(self, job: Job) -> Generation:
+        with self.turns.turn():
+            return self._execute(job)
+
+    def _execute(self, job: Job) -> Generation:
         if self._llm is None:
             return Generation("", "unavailable")
-        if time.monotonic() > job.deadline:
-            self.stats.timeouts += 1
-            return Generation("", "timeout")
-        template = self.templates[job.task]
-        started = time.perf_counter()
-        timed_out = False
+        # The adapter learnt the completion layout, so its task never goes through a chat template.
+        chat = self._uses_chat and job.task != "followup_adapter"
+        body = self.body(job, chat)
         try:
-            # The adapter learnt the completion layout, so its task never goes through a chat template.
-            if self._uses_chat and job.task != "followup_adapter":
-                stream = self._llm.create_chat_completion(
-                    messages=[{"role": "system", "content": template.system},
-                              {"role": "user", "content": template.user.format(**job.variables)}],
-                    max_tokens=job.max_tokens, temperature=self.temperature.get(job.task, 0.7), stream=True,
-                    stop=[s for s in template.stop if s != "\n"] or None)
-            else:
-                stream = self._llm.create_completion(
-                    template.completion.format(**job.variables), max_tokens=job.max_tokens,
-                    temperature=self.temperature.get(job.task, 0.7), stop=list(template.stop), stream=True)
-            text, tokens = "", 0
-            for chunk in stream:
-                # Checked per token: leaving the loop closes the stream and stops generation.
-                if time.monotonic() > job.deadline or self._closing.is_set():
-                    timed_out = True
-                    break
-                choice = chunk["choices"][0]
-                piece = choice.get("text") if "text" in choice else (choice.get("delta") or {}).get("content")
-                if piece:
-                    text += piece
-                    tokens += 1
-                    if job.on_partial is not None:
-                        job.loop.call_soon_threadsafe(job.on_partial, text)
-            close = getattr(stream, "close", None)
-            if close:
-                close()
+            stream = (self._llm.create_chat_completion(**body, stream=True) if chat
+                      else self._llm.create_completion(**body, stream=True))
+            try:
+                return stream_text(stream, job, self.stats, self._closing)
+            finally:
+                close = getattr(stream, "close", None)
+                if close:
+                    close()
         except Exception as exc:
-            self.stats.failures += 1
-            log.warning("generation failed: %s", type(exc).__name__)
-            return Generation("", "failed")
-        elapsed = time.perf_counter() - started
-        if timed_out:
-            self.stats.timeouts += 1
-            return Generation("", "timeout")
-        self.stats.completed += 1
-        self.stats.tokens += tokens
-        self.stats.seconds += elapsed
-        self.stats.durations.append(elapsed)
-        return Generation(text.strip(), "ok")
+            return failed(self.stats, "failed", type(exc).__name__)
 
 
 _QUIET_CALLBACK = None
@@ -249,7 +159,7 @@ def _lower_priority() -> None:
     answers other users' commands would wait behind it. Linux applies nice per thread.
     """
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
     except (OSError, AttributeError):
         pass
 
@@ -268,8 +178,3 @@ def _silence_llama_cpp() -> None:
 
         _QUIET_CALLBACK = _discard  # keep a reference: ctypes callbacks must outlive their use
         llama_cpp.llama_log_set(_QUIET_CALLBACK, ctypes.c_void_p(0))
-
-
-def _resolve(future: asyncio.Future, result: Generation) -> None:
-    if not future.done():
-        future.set_result(result)
