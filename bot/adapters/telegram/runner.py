@@ -108,8 +108,10 @@ class SpannerTelegram:
     async def start(self) -> None:
         await self.application.initialize()
         try:
-            # The menu is generated from the engine's registry (and prompts/commands.toml).
-            await self.bot.set_my_commands([BotCommand(c, d) for c, d in self.app.engine.menu()])
+            # The menu is generated from the engine's registry (and prompts/commands.toml); the ingress
+            # (or the one process) registers it, workers need not repeat it.
+            if self.role != WORKER:
+                await self.bot.set_my_commands([BotCommand(c, d) for c, d in self.app.engine.menu()])
         except TelegramError as exc:
             # The menu is a convenience: a Bot API server without it must not stop the bot.
             log.warning("could not register the command menu: %s", type(exc).__name__)
