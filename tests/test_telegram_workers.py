@@ -93,9 +93,8 @@ def test_a_worker_killed_mid_run_hands_its_chats_to_the_other_with_none_lost_or_
         doomed, survivor = fleet.start("--worker"), fleet.start("--worker")
         time.sleep(2.0)
         _send_interleaved(emulator)
-        emulator.wait_for(lambda: _replies(emulator) >= 30 and _held_by(members, doomed.pid), 60,
-                          "the first worker to be busy")
-        held = _held_by(members, doomed.pid)
+        held = emulator.wait_for(lambda: _replies(emulator) >= 30 and _held_by(members, doomed.pid), 60,
+                                 "the first worker to hold chats")
         doomed.send_signal(signal.SIGKILL)
         doomed.wait(10)
         answered_before = _replies(emulator)
@@ -107,6 +106,36 @@ def test_a_worker_killed_mid_run_hands_its_chats_to_the_other_with_none_lost_or_
         errors = fleet.stop()
     _check_every_chat_in_order_once(emulator, members)
     assert not any(emulator.token in e for e in errors)
+
+
+def test_a_worker_killed_while_handling_an_update_leaves_it_to_the_next_worker_before_its_lease_ends(
+        tmp_path, members, emulator):
+    fleet = Fleet(tmp_path, members, emulator, claim_lease_seconds=300.0)
+    try:
+        fleet.start("--ingress-only")
+        doomed = fleet.start("--worker")
+        emulator.hold_method("sendChatAction")  # handling starts with the typing indicator: freeze there
+        emulator.send_text(CHATS[0], "Note written just before the worker died.")
+        emulator.wait_for(lambda: emulator.method_calls("sendChatAction"), 60, "handling to begin")
+        assert _held_by(members, doomed.pid)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(10)
+        emulator.release_method("sendChatAction")
+        started = time.monotonic()
+        fleet.start("--worker")
+        # Long before the 300 s lease ends: the claim of a process gone from this host is taken at once.
+        emulator.wait_text(CHATS[0], "Saved as quick note #1", timeout=90)
+        assert time.monotonic() - started < 120
+        time.sleep(1.5)
+    finally:
+        fleet.stop()
+    assert emulator.texts(CHATS[0]) == ["Saved as quick note #1. (/reflect starts a guided reflection.)"]
+    journal = SqlJournal.open(members)
+    try:
+        assert [e.note for e in journal.list_entries(f"telegram:{CHATS[0]}", 10)] == \
+            ["Note written just before the worker died."]
+    finally:
+        journal.close()
 
 
 def test_two_schedulers_in_two_processes_send_each_checkin_once(tmp_path, members, emulator):
