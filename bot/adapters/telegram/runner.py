@@ -288,11 +288,17 @@ class SpannerTelegram:
             if pending and self.transport.pending_updates(handle, limit=1)[:1] == pending[:1]:
                 # Not even the first one could be finished (a full disk?): wait before trying again.
                 await asyncio.sleep(STORAGE_RETRY_SECONDS)
+        except Exception as exc:  # the inbox could not be read: not again at once (nor in a loop)
+            log.error("could not read stored updates: %s", type(exc).__name__)
+            await asyncio.sleep(STORAGE_RETRY_SECONDS)
         finally:
             # Released after each batch, so a busy chat cannot keep others waiting for a worker; what
             # arrived meanwhile is claimed again at once (by this worker or another), oldest first.
             if not self._stop.is_set():
-                self.claims.release(handle)
+                try:
+                    self.claims.release(handle)
+                except Exception as exc:  # a full disk: the claim lapses with its lease instead
+                    log.warning("could not release a chat claim: %s", type(exc).__name__)
                 self._wake_dispatch.set()
 
     async def _renew_loop(self) -> None:
