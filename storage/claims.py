@@ -95,9 +95,9 @@ class ChatClaims(Store):
         with self.sessions.begin() as s:
             now = self.clock()
             self._add_missing_rows(s)
-            waiting = (select(func.min(InboxUpdate.update_id)).where(InboxUpdate.user_id == ChatClaim.user_id,
-                                                                     InboxUpdate.handled_at.is_(None))
-                       .scalar_subquery())
+            # From the updates still waiting (a short, indexed list), not from every person's history.
+            waiting = (select(InboxUpdate.user_id, func.min(InboxUpdate.update_id).label("first"))
+                       .where(InboxUpdate.handled_at.is_(None)).group_by(InboxUpdate.user_id).subquery())
             free = [ChatClaim.expires_at <= now, ChatClaim.owner == self.owner]
             gone = [o for o in s.scalars(select(ChatClaim.owner).where(ChatClaim.expires_at > now,
                                                                        ChatClaim.owner != self.owner,
@@ -105,8 +105,8 @@ class ChatClaims(Store):
                     if process_gone(o)]
             if gone:
                 free.append(ChatClaim.owner.in_(gone))
-            query = (select(ChatClaim.user_id).where(waiting.is_not(None), or_(*free))
-                     .order_by(waiting).limit(limit)
+            query = (select(ChatClaim.user_id).join(waiting, waiting.c.user_id == ChatClaim.user_id)
+                     .where(or_(*free)).order_by(waiting.c.first).limit(limit)
                      # PostgreSQL: rows another worker is claiming are skipped, not waited for.
                      # SQLite renders no FOR UPDATE: its BEGIN IMMEDIATE already serialises claims.
                      .with_for_update(skip_locked=True, of=ChatClaim))
