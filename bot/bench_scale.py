@@ -2,14 +2,16 @@
 
 Real processes against the Bot API emulator: one `spanner telegram
 --ingress-only` and N `--worker`s on one database (a fresh SQLite data
-directory, or the PostgreSQL database `--scale-url` names, which must be
-empty). The messages are quick notes, answered without a model, so what is
+directory, or on the PostgreSQL server `--scale-url` names: there each run gets
+a database of its own, created and dropped by the benchmark, so the user in the
+URL needs CREATEDB). The messages are quick notes, answered without a model, so what is
 measured is the path every message takes: intake, inbox, claim, handling,
 outbox, sending. Numbers are printed, never asserted.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from contextlib import contextmanager
@@ -53,12 +55,33 @@ def _started(fleet, emulator, workers: int) -> None:
 
 
 @contextmanager
+def _database(url: str | None):
+    """A fresh PostgreSQL database on the server `url` names (dropped afterwards); None stays SQLite."""
+    if not url:
+        yield None
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"spanner_scale_{os.getpid()}_{time.monotonic_ns()}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
 def _running(workers: int, url: str | None, ids: list[int]):
     """The emulator and the processes, with these people as members; everything stopped afterwards."""
     Emulator, _ = _emulator()
     emulator = Emulator().start()
-    with tempfile.TemporaryDirectory() as tmp:
-        fleet = _fleet(Path(tmp), emulator, url)
+    with tempfile.TemporaryDirectory() as tmp, _database(url) as fresh:
+        fleet = _fleet(Path(tmp), emulator, fresh)
         try:
             _members(fleet, ids)
             _started(fleet, emulator, workers)
@@ -101,7 +124,6 @@ def first_visible(workers: int, url: str | None, users: int = 20, rounds: int = 
 
 
 def run_scale_bench(base: Config, url: str | None = None) -> int:
-    import os
     where = "PostgreSQL" if url else "SQLite"
     print(f"Spanner scale benchmark: {where}, {os.cpu_count()} cores, quick notes (no model)", flush=True)
     def layout(workers: int) -> str:

@@ -122,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="instead: Telegram messages/s with 1 and 2 `--worker` processes, and the first "
                             "visible reply for 20 users (fresh SQLite, or --scale-url)")
     bench.add_argument("--scale-url", metavar="URL", default=None,
-                       help="with --scale: an empty PostgreSQL database to measure on (storage.url)")
+                       help="with --scale: a PostgreSQL server to measure on, as storage.url (each run creates "
+                            "and drops a database of its own there)")
 
     train = sub.add_parser("train", parents=[common],
                            help="train the follow-up adapter (needs: pip install -e '.[train]')")
