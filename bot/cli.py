@@ -45,6 +45,14 @@ def _parser() -> argparse.ArgumentParser:
 
     telegram = sub.add_parser("telegram", parents=[common], help="run the Telegram bot (polling or webhook)")
     telegram.add_argument("--webhook", action="store_true", help="webhook mode (else telegram.mode)")
+    role = telegram.add_mutually_exclusive_group()
+    role.add_argument("--ingress-only", action="store_true",
+                      help="receive, store and send only; `--worker` processes on the same database handle")
+    role.add_argument("--worker", action="store_true",
+                      help="handle stored updates only, chat by chat, beside an `--ingress-only` process")
+    telegram.add_argument("--scheduler", action=argparse.BooleanOptionalAction, default=None,
+                          help="run the check-in scheduler here (default: yes, except in a --worker); "
+                               "several may run: each check-in still goes out once")
 
     admin = sub.add_parser("admin", help="people and access (never journal content)")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
@@ -111,8 +119,13 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--voice", action="store_true",
                        help="instead: transcription speed, word error and memory for tiny.en and base")
     bench.add_argument("--scale", action="store_true",
-                       help="instead: the numbers for beyond one host, with a follow-up through a model server "
-                            "(llama_cpp.server on loopback) against the model in process, as a ratio")
+                       help="instead: the numbers for beyond one host: Telegram messages/s with 1 and 2 "
+                            "`--worker` processes and the first visible reply for 20 users (fresh SQLite, or "
+                            "--scale-url), then a follow-up through a model server (llama_cpp.server on "
+                            "loopback) against the model in process, as a ratio")
+    bench.add_argument("--scale-url", metavar="URL", default=None,
+                       help="with --scale: a PostgreSQL server to measure on, as storage.url (each run creates "
+                            "and drops a database of its own there)")
 
     train = sub.add_parser("train", parents=[common],
                            help="train the follow-up adapter (needs: pip install -e '.[train]')")
@@ -227,15 +240,21 @@ def cmd_telegram(args) -> int:
     from .adapters.telegram.serve import serve, telegram_token
     from .compose import build_app
 
+    from .adapters.telegram.runner import EVERYTHING, INGRESS, WORKER
+
     overrides = {"telegram.mode": "webhook"} if args.webhook else None
     config = load_config(args.config, overrides=overrides)
     token = telegram_token(config)  # checked before anything starts
+    role = WORKER if args.worker else INGRESS if args.ingress_only else EVERYTHING
+    run_scheduler = args.scheduler if args.scheduler is not None else role != WORKER
     app = build_app(config)
     try:
         for note in app.notes:
             print(f"note: {note}", file=sys.stderr)
-        print(f"spanner: Telegram bot running ({config.telegram.mode}); Ctrl-C stops it", file=sys.stderr)
-        asyncio.run(serve(app, token))
+        what = {EVERYTHING: config.telegram.mode, INGRESS: f"ingress only, {config.telegram.mode}",
+                WORKER: "worker"}[role]
+        print(f"spanner: Telegram bot running ({what}); Ctrl-C stops it", file=sys.stderr)
+        asyncio.run(serve(app, token, role, run_scheduler))
     finally:
         app.close()
     return 0
@@ -482,7 +501,9 @@ def cmd_bench(args) -> int:
         return run_voice_bench(load_config(args.config))
     if args.scale:
         from .bench_llm_server import bench_llm_server
-        return bench_llm_server(load_config(args.config), runs=min(args.runs, 10))
+        from .bench_scale import run_scale_bench
+        status = run_scale_bench(load_config(args.config), url=args.scale_url)
+        return bench_llm_server(load_config(args.config), runs=min(args.runs, 10)) or status
     return run_bench(load_config(args.config), runs=args.runs, synthetic_chunks=args.synthetic_chunks,
                      telegram_minutes=args.telegram, data_only=args.data, schedule_only=args.schedule,
                      sharing_only=args.sharing)

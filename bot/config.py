@@ -187,6 +187,13 @@ class TelegramConfig(_Section):
     webhook_port: int = Field(default=8443, ge=1, le=65535)
     webhook_path: str = Field(default="/telegram", pattern=r"^/[A-Za-z0-9._~/-]*$")
     webhook_secret_file: Path | None = None  # else SPANNER_WEBHOOK_SECRET
+    # Several processes (`spanner telegram --ingress-only` and `--worker`s): how often a worker looks for
+    # chats with updates waiting and the ingress for replies to send; how long a worker's claim on a chat
+    # lasts unless renewed (a worker on another host that dies holds its chats this long); how many chats
+    # one worker handles at once (the rest are left to other workers).
+    worker_poll_seconds: float = Field(default=0.25, ge=0.01, le=10)
+    claim_lease_seconds: float = Field(default=30.0, ge=2, le=3600)
+    worker_chats: int = Field(default=8, ge=1, le=1000)
 
     @field_validator("webhook_listen")
     @classmethod

@@ -177,6 +177,18 @@ class OutboxMessage(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
+class ChatClaim(Base):
+    """Which worker process handles a person's chat now, until when (storage.claims explains the lease).
+
+    A row exists for every person who ever had an update stored; `owner` is empty while nobody holds it.
+    """
+
+    __tablename__ = "chat_claims"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class Supervision(Base):
     """Which supervisor may be offered which spanner's shared entries (set by an admin)."""
 

@@ -62,12 +62,6 @@ class TransportStore(Store):
         with self.sessions() as s:
             return s.scalar(select(func.max(InboxUpdate.update_id)))
 
-    def pending_handles(self) -> list[str]:
-        """Users with stored updates still to handle (no decryption needed)."""
-        with self.sessions() as s:
-            return list(s.scalars(select(User.handle).join(InboxUpdate, InboxUpdate.user_id == User.id)
-                                  .where(InboxUpdate.handled_at.is_(None)).distinct()))
-
     def pending_updates(self, handle: str | None = None, limit: int = 500) -> list[Pending]:
         with self.sessions() as s:
             query = (select(InboxUpdate, User).join(User, User.id == InboxUpdate.user_id)

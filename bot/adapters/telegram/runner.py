@@ -11,6 +11,16 @@ Flow of one message:
   3. send: the outbox is sent chat by chat under flood control; on 429 the
      sender waits retry_after and tries again; a row stays until it is sent.
 
+The three steps can run in separate processes on one database (Role): one
+ingress receives, stores and sends (`--ingress-only`), and any number of
+workers handle (`--worker`). A worker claims a person's chat before handling
+it (storage.claims), so each chat is handled by one process at a time, in
+order, while different chats run in parallel in different workers. Sending
+stays with the ingress: one sender keeps Telegram's overall flood limit, and a
+worker killed mid-run never leaves a message half sent. The default, one
+process, does all three and claims chats the same way, so workers may be added
+beside it.
+
 Everything a member sees in their chat goes through that outbox, in order:
 replies, check-ins, "you are waiting" notices and the partial text of a reply
 being streamed (storage.transport explains how a stream is settled, also after
@@ -42,12 +52,15 @@ from bot.engine.records import Event, Reply
 from .audio import audio_clip, file_base_url
 from .flood import FloodControl, retry_after_seconds
 from .formatting import keyboard, split_text, strip_urls
+from .ports import ChatClaims
 
 log = logging.getLogger(__name__)
 
 STORAGE_RETRY_SECONDS = 5.0  # after a storage failure (a full disk), before trying again
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+ONBOARDING = "spanner_onboarding"  # marks a stored update whose invite was redeemed at intake
+EVERYTHING, INGRESS, WORKER = "all", "ingress", "worker"  # the roles of a process (module docstring)
 
 
 def handle_of(user_id: int) -> str:
@@ -57,11 +70,17 @@ def handle_of(user_id: int) -> str:
 class SpannerTelegram:
     """Composes the Telegram side around an App (engine, journal) and runs it."""
 
-    def __init__(self, app, token: str, people, transport):
+    def __init__(self, app, token: str, people, transport, claims: ChatClaims, role: str = EVERYTHING,
+                 run_scheduler: bool = True):
         self.app = app
         self.cfg = app.config.telegram
         self.people = people
         self.transport = transport
+        self.claims = claims
+        self.role = role
+        self.run_scheduler = run_scheduler
+        # One process does everything: it may hold every chat. A worker leaves chats to the others.
+        self.chats_at_once = 10_000 if role == EVERYTHING else self.cfg.worker_chats
         self.say = app.prompts.say
         self.flood = FloodControl(self.cfg.per_chat_per_second, self.cfg.per_chat_burst,
                                   self.cfg.global_per_second)
@@ -78,7 +97,6 @@ class SpannerTelegram:
         self._user_tasks: dict[str, asyncio.Task] = {}
         self._chat_tasks: dict[int, asyncio.Task] = {}
         self._background: set[asyncio.Task] = set()
-        self._onboarding: set[int] = set()
         self._stop = asyncio.Event()
         # Notices are pushed through the outbox as they appear (_push_notifications), not added to replies.
         app.engine.show_notices = False
@@ -90,21 +108,26 @@ class SpannerTelegram:
     async def start(self) -> None:
         await self.application.initialize()
         try:
-            # The menu is generated from the engine's registry (and prompts/commands.toml).
-            await self.bot.set_my_commands([BotCommand(c, d) for c, d in self.app.engine.menu()])
+            # The menu is generated from the engine's registry (and prompts/commands.toml); the ingress
+            # (or the one process) registers it, workers need not repeat it.
+            if self.role != WORKER:
+                await self.bot.set_my_commands([BotCommand(c, d) for c, d in self.app.engine.menu()])
         except TelegramError as exc:
             # The menu is a convenience: a Bot API server without it must not stop the bot.
             log.warning("could not register the command menu: %s", type(exc).__name__)
-        self._spawn(self._dispatch_loop())
-        self._spawn(self._send_loop())
-        if getattr(self.app, "scheduler", None) is not None:
+        if self.role != INGRESS:
+            self._spawn(self._dispatch_loop())
+            self._spawn(self._renew_loop())
+        if self.role != WORKER:
+            self._spawn(self._send_loop())
+        if self.run_scheduler and getattr(self.app, "scheduler", None) is not None:
             self.app.scheduler.start(self.app.config.scheduler.tick_seconds, on_tick=self._wake_send.set)
         self._wake_dispatch.set()  # updates stored before a crash are handled now
         self._wake_send.set()
 
     async def stop(self) -> None:
         self._stop.set()
-        if getattr(self.app, "scheduler", None) is not None:
+        if self.run_scheduler and getattr(self.app, "scheduler", None) is not None:
             self.app.scheduler.stop()
         self._wake_dispatch.set()
         self._wake_send.set()
@@ -112,6 +135,11 @@ class SpannerTelegram:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.role != INGRESS:
+            try:  # what was claimed and not handled is free for another worker at once
+                self.claims.release()
+            except Exception as exc:
+                log.warning("could not release chat claims: %s (they expire)", type(exc).__name__)
         await self.application.shutdown()
 
     def _spawn(self, coro) -> asyncio.Task:
@@ -153,6 +181,14 @@ class SpannerTelegram:
         finally:
             await self.stop()
 
+    async def run_worker(self) -> None:
+        """A worker: handle claimed chats until stopped; no intake, no sending (module docstring)."""
+        await self.start()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.stop()
+
     def request_stop(self) -> None:
         self._stop.set()
 
@@ -174,8 +210,8 @@ class SpannerTelegram:
                 continue
             code = _start_code(update)
             if code and self.people.redeem(code, handle, user.first_name or ""):
-                self._onboarding.add(update.update_id)
-                to_store.append((update.update_id, handle, update.to_dict()))
+                # Marked in the stored update, which whichever worker handles it reads.
+                to_store.append((update.update_id, handle, {**update.to_dict(), ONBOARDING: True}))
                 continue
             # A stranger: one fixed reply, and nothing about them is stored.
             key = "invite_invalid" if code else "stranger"
@@ -223,24 +259,59 @@ class SpannerTelegram:
     # ----- dispatch -----------------------------------------------------------------------
 
     async def _dispatch_loop(self) -> None:
+        """Claim chats with updates waiting and handle each in its own task; woken by intake or the clock."""
         while not self._stop.is_set():
-            await self._wake_dispatch.wait()
+            try:
+                await asyncio.wait_for(self._wake_dispatch.wait(), self.cfg.worker_poll_seconds)
+            except asyncio.TimeoutError:
+                pass
             self._wake_dispatch.clear()
-            for handle in self.transport.pending_handles():
+            busy = sum(not task.done() for task in self._user_tasks.values())
+            try:
+                claimed = self.claims.claim(self.chats_at_once - busy)
+            except Exception as exc:  # a full disk, a database restarting: look again shortly
+                log.error("could not claim chats: %s", type(exc).__name__)
+                await asyncio.sleep(STORAGE_RETRY_SECONDS)
+                continue
+            for handle in claimed:
                 _ensure_worker(self._user_tasks, handle, self._drain_user)
 
     async def _drain_user(self, handle: str) -> None:
-        """Handle one user's stored updates strictly in order."""
-        while not self._stop.is_set():
+        """Handle the stored updates of one claimed chat strictly in order, then give the chat back."""
+        try:
             pending = self.transport.pending_updates(handle)
-            if not pending:
-                return
             for item in pending:
+                if self._stop.is_set() or not self.claims.holds(handle):
+                    return  # stopping, or the claim lapsed and another worker has the chat now
                 update = Update.de_json(item.payload, self.bot)
                 await self.application.process_update(update)
-            if self.transport.pending_updates(handle, limit=1)[:1] == pending[:1]:
+            if pending and self.transport.pending_updates(handle, limit=1)[:1] == pending[:1]:
                 # Not even the first one could be finished (a full disk?): wait before trying again.
                 await asyncio.sleep(STORAGE_RETRY_SECONDS)
+        except Exception as exc:  # the inbox could not be read: not again at once (nor in a loop)
+            log.error("could not read stored updates: %s", type(exc).__name__)
+            await asyncio.sleep(STORAGE_RETRY_SECONDS)
+        finally:
+            # Released after each batch, so a busy chat cannot keep others waiting for a worker; what
+            # arrived meanwhile is claimed again at once (by this worker or another), oldest first.
+            if not self._stop.is_set():
+                try:
+                    self.claims.release(handle)
+                except Exception as exc:  # a full disk: the claim lapses with its lease instead
+                    log.warning("could not release a chat claim: %s", type(exc).__name__)
+                self._wake_dispatch.set()
+
+    async def _renew_loop(self) -> None:
+        """Keep this worker's claims alive while it works (a third of the lease, so two renewals may fail)."""
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.cfg.claim_lease_seconds / 3)
+            except asyncio.TimeoutError:
+                pass
+            try:
+                self.claims.renew()
+            except Exception as exc:
+                log.warning("could not renew chat claims: %s", type(exc).__name__)
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Map one stored update to an engine event, handle it, queue the replies."""
@@ -278,8 +349,7 @@ class SpannerTelegram:
         msg = update.message
         if msg is None:
             return None
-        if update.update_id in self._onboarding:
-            self._onboarding.discard(update.update_id)
+        if update.api_kwargs.get(ONBOARDING):
             return Event(text="/start", onboarding=True, **common)
         # A member's "/start CODE" (an invite for another role) goes to the engine as typed: it redeems it.
         if msg.forward_origin is not None:
@@ -311,9 +381,11 @@ class SpannerTelegram:
     # ----- send ---------------------------------------------------------------------------
 
     async def _send_loop(self) -> None:
+        # Replies written by workers in other processes are found by looking; in one process, a wake-up.
+        every = 1.0 if self.role == EVERYTHING else self.cfg.worker_poll_seconds
         while not self._stop.is_set():
             try:
-                await asyncio.wait_for(self._wake_send.wait(), 1.0)
+                await asyncio.wait_for(self._wake_send.wait(), every)
             except asyncio.TimeoutError:
                 pass
             self._wake_send.clear()

@@ -1,5 +1,9 @@
 """`spanner telegram`: run the bot by long polling (default) or behind a webhook, until stopped.
 
+One process does everything by default. With several, one runs as the ingress
+(`--ingress-only`: it receives, stores and sends) and the others as workers
+(`--worker`: they handle claimed chats); runner.py explains the split.
+
 The token comes from SPANNER_TELEGRAM_TOKEN or telegram.token_file (0600), never
 the config file, and is never logged. In webhook mode every request must carry
 the secret-token header Telegram was given; anything else gets 401.
@@ -17,10 +21,11 @@ from telegram import Update
 
 from bot.compose import App
 from bot.secrets import read_secret
+from storage.claims import ChatClaims
 from storage.people import People
 from storage.transport import TransportStore
 
-from .runner import SpannerTelegram
+from .runner import EVERYTHING, WORKER, SpannerTelegram
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -30,8 +35,10 @@ def telegram_token(config) -> str:
     return read_secret("SPANNER_TELEGRAM_TOKEN", config.telegram.token_file, "bot token", "telegram.token_file")
 
 
-def make_bot(app: App, token: str) -> SpannerTelegram:
-    return SpannerTelegram(app, token, People(app.journal), TransportStore(app.journal))
+def make_bot(app: App, token: str, role: str = EVERYTHING, run_scheduler: bool = True) -> SpannerTelegram:
+    claims = ChatClaims(app.journal, lease_seconds=app.config.telegram.claim_lease_seconds)
+    return SpannerTelegram(app, token, People(app.journal), TransportStore(app.journal), claims, role=role,
+                           run_scheduler=run_scheduler)
 
 
 def webhook_app(bot: SpannerTelegram, secret: str, path: str) -> web.Application:
@@ -54,15 +61,15 @@ def webhook_app(bot: SpannerTelegram, secret: str, path: str) -> web.Application
     return application
 
 
-async def serve(app: App, token: str) -> None:
-    bot = make_bot(app, token)
+async def serve(app: App, token: str, role: str = EVERYTHING, run_scheduler: bool = True) -> None:
+    bot = make_bot(app, token, role, run_scheduler)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     cfg = app.config.telegram
-    if cfg.mode == "polling":
-        task = asyncio.create_task(bot.run_polling())
+    if role == WORKER or cfg.mode == "polling":
+        task = asyncio.create_task(bot.run_worker() if role == WORKER else bot.run_polling())
         await stop.wait()
         bot.request_stop()
         task.cancel()
