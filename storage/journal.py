@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from .base import Cipher, Store
 from .crypto import KeyFileError, KeyRing
-from .db import checkpoint, describe, make_engine, upgrade
+from .db import checkpoint, describe, insert_new, make_engine, upgrade
 from .keycheck import KEYS_ID, DatabaseError, open_keys_for, read_facts, read_server_facts, stale_wal
 from .mentoring import finish_week
 from .models import AnswerRow, ConversationState, EntryRow, Meta, User, UserKey, utcnow
@@ -103,10 +103,9 @@ class SqlJournal(Store):
         """Record which keys folder this database belongs with, so a foreign one is recognised."""
         install_id = self.keys.keystore.install_id.encode()
         with self.sessions.begin() as s:
-            row = s.get(Meta, KEYS_ID)
-            if row is None:
-                s.add(Meta(key=KEYS_ID, value=install_id))
-            elif row.value != install_id:
+            # ON CONFLICT DO NOTHING: on PostgreSQL several processes may start on a new database at once.
+            s.execute(insert_new(s, Meta.__table__).values(key=KEYS_ID, value=install_id))
+            if bytes(s.get(Meta, KEYS_ID).value) != install_id:
                 raise KeyFileError("the keys folder changed while Spanner was starting; fix: start again")
 
     def _finish_forgetting(self, user_ids: list[int]) -> None:
