@@ -110,3 +110,40 @@ def test_processes_claiming_slots_and_updates_at_once_on_postgresql_never_claim_
     texts = Counter(p.payload["text"] for p in transport.pending_outbox())
     assert texts == Counter(f"reply to {u}" for u in UPDATES)
     journal.close()
+
+
+_STATE_WRITER = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[4])
+from storage.journal import SqlJournal
+
+journal = SqlJournal.open(Path(sys.argv[1]), url=sys.argv[2])
+while not Path(sys.argv[3]).exists():
+    time.sleep(0.002)
+for n in range(int(sys.argv[5])):
+    journal.save_state(f"console:p{n}", {"by": sys.argv[6]})  # a traceback here fails the test
+    journal.reserve_number(f"console:p{n}")
+journal.close()
+"""
+
+
+@pytest.mark.postgres
+def test_one_persons_writes_from_several_processes_take_turns_on_postgresql(postgres_server, tmp_path):
+    # Everyone's first conversation state, written by four processes at the same moment: on SQLite
+    # writers take turns; on PostgreSQL the person's row lock must do it, or two inserts of the same
+    # state row collide (a unique violation: "nothing from this message was saved").
+    url, data_dir, go, people = postgres_server.fresh_database(), tmp_path / "data", tmp_path / "go", 150
+    journal = SqlJournal.open(data_dir, url=url)
+    for n in range(people):
+        journal.ensure_user(f"console:p{n}")
+    procs = [subprocess.Popen([sys.executable, "-c", _STATE_WRITER, str(data_dir), url, str(go), str(ROOT),
+                               str(people), str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for i in range(4)]
+    time.sleep(2.0)
+    go.touch()
+    outputs = [proc.communicate(timeout=240) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 4, [err.decode()[-1500:] for _, err in outputs]
+    assert all(journal.load_state(f"console:p{n}")["by"] in "0123" for n in range(people))
+    assert {journal.next_number(f"console:p{n}") for n in range(people)} == {5}  # four numbers each, none shared
+    journal.close()
