@@ -267,7 +267,7 @@ def cmd_admin(args) -> int:
     try:
         if args.admin_command == "rotate-key":
             from storage.lifecycle import rotate_master_key
-            rotate_master_key(config.data_dir)
+            rotate_master_key(config.data_dir, config.storage.url)
             print("master key rotated; keep a copy of the new keys folder apart from backups")
             return 0
         return _admin(config, args)
@@ -281,7 +281,7 @@ def _quiet_app(config):
     from .compose import build_app
 
     return build_app(load_config(overrides={"paths.data_dir": str(config.data_dir), "llm.enabled": False,
-                                            "retrieval.enabled": False,
+                                            "retrieval.enabled": False, "storage.url": config.storage.url,
                                             "paths.prompts_dir": str(config.paths.prompts_dir)}))
 
 
@@ -453,7 +453,7 @@ def cmd_backup(args) -> int:
 
     config = load_config(args.config)
     started = time.perf_counter()
-    target = backup(config.data_dir, Path(args.folder))
+    target = backup(config.data_dir, Path(args.folder), config.storage.url)
     print(f"backup written: {target} ({target.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - started:.1f} s)")
     print("the keys folder is not in it: keep data_dir/keys apart, somewhere safe", file=sys.stderr)
     return 0
@@ -464,7 +464,7 @@ def cmd_restore(args) -> int:
 
     config = load_config(args.config)
     data_dir = Path(args.data_dir) if args.data_dir else config.data_dir
-    target, counts = restore(Path(args.backup_file), data_dir)
+    target, counts = restore(Path(args.backup_file), data_dir, config.storage.url)
     gone = f"; {counts['forgotten']} people forgotten since this backup stay erased" if counts["forgotten"] else ""
     print(f"restored into {target}: {counts['people']} people, {counts['entries']} entries{gone}")
     return 0

@@ -144,7 +144,7 @@ def build_app(config: Config, *, clock=None, generator=None, journal=None, trans
     # The database and keys first: a wrong keys folder stops start-up before anything (even a log
     # folder) is written.
     opened = journal is None
-    journal = journal or SqlJournal.open(config.data_dir)
+    journal = journal or SqlJournal.open(config.data_dir, url=config.storage.url)
     try:
         log_handler = setup_logging(config.data_dir / "logs", config.logging.level)
     except BaseException:

@@ -13,6 +13,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -255,6 +256,26 @@ class VoiceConfig(_Section):
     hotwords: str = Field(default="", max_length=500)
 
 
+class StorageConfig(_Section):
+    # "": SQLite in data_dir (one host). Or a PostgreSQL server, "postgresql+psycopg://user@host:5432/spanner",
+    # with no password in it (give it in PGPASSWORD or ~/.pgpass). Keys stay in data_dir/keys either way.
+    url: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme != "postgresql+psycopg":
+            raise ValueError("not a PostgreSQL URL for psycopg 3")
+        if parts.password is not None:
+            raise ValueError("it holds a password")
+        if not parts.path.strip("/"):
+            raise ValueError("it names no database")
+        return value
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -270,6 +291,7 @@ class Config(_Section):
     telegram: TelegramConfig = TelegramConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     voice: VoiceConfig = VoiceConfig()
+    storage: StorageConfig = StorageConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @property
@@ -298,6 +320,9 @@ _FIXES = {
 }
 
 
+#: Keys whose value is never repeated in an error: a database URL may hold a password.
+_UNSHOWN = {"storage.url"}
+
 #: Fixes for value errors of particular keys, where the general one would not help.
 _KEY_FIXES = {
     "display.timezone": "use an IANA time zone name such as Europe/London",
@@ -314,6 +339,8 @@ _KEY_FIXES = {
                             "(no path, no user or password), or \"\" for the embedded index",
     "llm.server_url": "use the model server's address, like \"http://127.0.0.1:8080\" (no user name or "
                       "password), or \"\" for the model in this process",
+    "storage.url": "use \"\" for SQLite in data_dir, or \"postgresql+psycopg://USER@HOST:PORT/DATABASE\" "
+                   "with the password left out (give it in PGPASSWORD or ~/.pgpass)",
     "voice.language": "use a two-letter language code such as \"en\", or \"\" to let Whisper detect it",
 }
 
@@ -322,7 +349,7 @@ def _explain(err: ValidationError, source: str) -> ConfigError:
     first = err.errors()[0]
     key = ".".join(str(p) for p in first["loc"]) or "(top level)"
     problem = first["msg"].replace("Value error, ", "").splitlines()[0]
-    if first["type"] != "extra_forbidden" and "input" in first:
+    if first["type"] != "extra_forbidden" and "input" in first and key not in _UNSHOWN:
         shown = repr(first["input"])
         problem += f" (got {shown[:60] + '…' if len(shown) > 60 else shown})"
     fix = _KEY_FIXES.get(key) if first["type"] in ("value_error", "string_pattern_mismatch") else None

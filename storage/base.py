@@ -13,6 +13,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from .db import insert_new
 from .crypto import KeyFileError, KeyRing, field_aad, open_sealed, seal
 from .models import User, UserKey, UserRole
 
@@ -55,12 +56,25 @@ class Store:
 
     def person(self, s: Session, handle: str, create: bool = False, display_name: str = "",
                role: str = "spanner") -> User | None:
-        """The person with this handle; with `create`, a new one (data key and first role) if none."""
-        user = s.scalar(select(User).where(User.handle == handle))
+        """The person with this handle; with `create`, a new one (data key and first role) if none.
+
+        `create` is asked only by writes about this person, so it also locks their row until commit
+        (FOR UPDATE on PostgreSQL): one person's writes from several processes take turns, as every
+        write does on SQLite (BEGIN IMMEDIATE), and a read-then-write (their conversation state, their
+        next entry number) never races another process's.
+        """
+        query = select(User).where(User.handle == handle)
+        if create:
+            query = query.with_for_update()
+        user = s.scalar(query)
         if user is None and create:
-            user = User(handle=handle, display_name=display_name[:200], next_number=1)
-            s.add(user)
-            s.flush()
+            # ON CONFLICT DO NOTHING: on PostgreSQL another process may create the same person meanwhile;
+            # then its row (committed by the time our insert returns) is the one.
+            new_id = s.scalar(insert_new(s, User.__table__).values(handle=handle, display_name=display_name[:200],
+                                                                   next_number=1).returning(User.id))
+            user = s.scalar(query)
+            if new_id is None:
+                return user
             s.add(UserKey(user_id=user.id, wrapped=self.keys.new_user_key(user.id), scheme=2))
             s.add(UserRole(user_id=user.id, role=role))
             s.flush()

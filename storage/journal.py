@@ -14,13 +14,13 @@ import uuid
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, make_url, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from .base import Cipher, Store
 from .crypto import KeyFileError, KeyRing
-from .db import checkpoint, make_engine, upgrade
-from .keycheck import KEYS_ID, DatabaseError, open_keys_for, read_facts, stale_wal
+from .db import checkpoint, describe, insert_new, make_engine, upgrade
+from .keycheck import KEYS_ID, DatabaseError, open_keys_for, read_facts, read_server_facts, stale_wal
 from .mentoring import finish_week
 from .models import AnswerRow, ConversationState, EntryRow, Meta, User, UserKey, utcnow
 from .notices import drop_notices
@@ -47,15 +47,27 @@ class SqlJournal(Store):
         self.sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def open(cls, data_dir: Path, db_file: Path | None = None) -> "SqlJournal":
-        """Open (and migrate) the database in data_dir with the keys beside it.
+    def open(cls, data_dir: Path, db_file: Path | None = None, url: str = "") -> "SqlJournal":
+        """Open (and migrate) the database with the keys in data_dir/keys.
 
+        The database is spanner.db in data_dir, or the server `url` names (storage.url: PostgreSQL);
+        the keys stay in data_dir either way, never in the database.
         The keys folder is checked against the database before anything is written (storage.keycheck):
         a foreign, partial or wrong keys folder stops here with one line and changes nothing.
         `db_file` opens another file with this data directory's keys (restore uses it).
         """
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
+        if url.startswith("sqlite"):  # a SQLite URL is the file it names
+            db_file, url = Path(make_url(url).database), ""
+        if url:
+            engine = make_engine(url)
+            try:
+                facts = read_server_facts(engine, describe(url))
+            except BaseException:
+                engine.dispose()
+                raise
+            return cls._open_with(engine, data_dir, facts)
         db_file = Path(db_file) if db_file else data_dir / "spanner.db"
         wal = stale_wal(db_file)
         if wal is not None:
@@ -63,9 +75,18 @@ class SqlJournal(Store):
                                 f"replayed into a new one; fix: move {wal.name} (and {db_file.name}-shm) out of "
                                 f"{db_file.parent}, or put the database it belongs to back")
         facts = read_facts(db_file)
-        keyring, forgotten = open_keys_for(data_dir, facts)
+        return cls._open_with(None, data_dir, facts, db_file)
+
+    @classmethod
+    def _open_with(cls, engine: Engine | None, data_dir: Path, facts, db_file: Path | None = None) -> "SqlJournal":
         try:
-            engine = make_engine(f"sqlite:///{db_file}")
+            keyring, forgotten = open_keys_for(data_dir, facts)
+        except BaseException:
+            if engine is not None:
+                engine.dispose()
+            raise
+        try:
+            engine = engine or make_engine(f"sqlite:///{db_file}")
             upgrade(engine)
             journal = cls(engine, keyring)
             journal._bind_keys()
@@ -73,6 +94,8 @@ class SqlJournal(Store):
             journal._upgrade_key_scheme()
         except BaseException:
             keyring.close()
+            if engine is not None:
+                engine.dispose()
             raise
         return journal
 
@@ -80,10 +103,9 @@ class SqlJournal(Store):
         """Record which keys folder this database belongs with, so a foreign one is recognised."""
         install_id = self.keys.keystore.install_id.encode()
         with self.sessions.begin() as s:
-            row = s.get(Meta, KEYS_ID)
-            if row is None:
-                s.add(Meta(key=KEYS_ID, value=install_id))
-            elif row.value != install_id:
+            # ON CONFLICT DO NOTHING: on PostgreSQL several processes may start on a new database at once.
+            s.execute(insert_new(s, Meta.__table__).values(key=KEYS_ID, value=install_id))
+            if bytes(s.get(Meta, KEYS_ID).value) != install_id:
                 raise KeyFileError("the keys folder changed while Spanner was starting; fix: start again")
 
     def _finish_forgetting(self, user_ids: list[int]) -> None:
@@ -175,8 +197,7 @@ class SqlJournal(Store):
     def _add(self, s: Session, cipher: Cipher, u: User, entry: Entry, vector: Sequence[float] | None,
              number: int | None = None) -> Entry:
         if number is None:
-            number = u.next_number
-            u.next_number = number + 1
+            number = _take_number(s, u)
         now = utcnow()
         row = EntryRow(uid=uuid.uuid4().hex, user_id=u.id, number=number, kind=entry.kind,
                        protocol=entry.protocol, created_at=now, updated_at=now, programme_week=entry.week)
@@ -293,10 +314,7 @@ class SqlJournal(Store):
         same person meanwhile must not take N. An event that then fails leaves a gap, never a clash.
         """
         with self.sessions.begin() as s:
-            u = self.person(s, user, create=True)
-            number = u.next_number
-            u.next_number = number + 1
-            return number
+            return _take_number(s, self.person(s, user, create=True))
 
     def apply(self, user: str, ops: list[tuple], state: dict) -> list[Entry]:
         """The engine's unit of work: entry writes, time zone and state, committed together."""
@@ -362,6 +380,13 @@ class SqlJournal(Store):
         with self.sessions.begin() as s:
             u = self.person(s, user, create=True)
             self._write_state(s, self.cipher(s, u), u, state)
+
+
+def _take_number(s: Session, u: User) -> int:
+    """The person's next entry number, taken in one statement: on PostgreSQL, where transactions run side by
+    side, a read-then-write would let two processes take the same number (SQLite runs writers one at a time)."""
+    return s.scalar(update(User).where(User.id == u.id).values(next_number=User.next_number + 1)
+                    .returning(User.next_number)) - 1
 
 
 def _pack(vector) -> bytes:

@@ -18,6 +18,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import Engine, inspect, text
+
 from .crypto import KeyFileError, KeyRing
 from .keystore import KeyStore
 
@@ -32,7 +34,7 @@ class DatabaseError(Exception):
 class DatabaseFacts:
     """What a database says about its keys, read without changing it."""
 
-    path: Path
+    path: Path | str  # the database file, or a PostgreSQL server and database (storage.db.describe)
     exists: bool = False
     keys_id: str | None = None
     user_keys: list[tuple[int, bytes, int]] = field(default_factory=list)  # (user id, wrapped key, scheme)
@@ -88,6 +90,27 @@ def read_facts(db_file: Path) -> DatabaseFacts:
                             "from a backup (spanner restore)") from None
     finally:
         conn.close()
+    return facts
+
+
+def read_server_facts(engine: Engine, where: str) -> DatabaseFacts:
+    """The same facts from a database server (PostgreSQL), read in one read-only transaction."""
+    facts = DatabaseFacts(where, exists=True)
+    with engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+        if "meta" in tables:
+            value = conn.execute(text("SELECT value FROM meta WHERE key = :k"), {"k": KEYS_ID}).scalar()
+            if value is not None:
+                facts.keys_id = bytes(value).decode()
+        if "user_keys" in tables:
+            columns = {c["name"] for c in inspect(conn).get_columns("user_keys")}
+            scheme = "scheme" if "scheme" in columns else "1"
+            facts.user_keys = [(int(u), bytes(w), int(s)) for u, w, s in
+                               conn.execute(text(f"SELECT user_id, wrapped, {scheme} FROM user_keys"))]
+        elif tables and "alembic_version" not in tables:
+            raise DatabaseError(f"{where}: not a Spanner database; fix: point storage.url at an empty database "
+                                "or Spanner's own")
+        conn.rollback()
     return facts
 
 

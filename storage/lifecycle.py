@@ -3,7 +3,9 @@
 Forgetting deletes every row about the person (foreign keys cascade), destroys
 their key-encryption key so no backup can unwrap their data key, and leaves
 SQLite without a trace: secure_delete zeroes freed pages and a truncating WAL
-checkpoint empties the log. The key is destroyed while this process still holds
+checkpoint empties the log. PostgreSQL has neither: a deleted row survives until
+VACUUM, and in the server's WAL and backups, so there the destroyed key is what
+erases them. The key is destroyed while this process still holds
 the database's write lock, so nobody can be given the same id (and a new key)
 in between; if the process dies before its commit, the next start finishes the
 erasure (storage.keycheck).
@@ -24,7 +26,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from .crypto import fsync_path
-from .db import StorageFull, checkpoint as checkpoint_engine, is_disk_full
+from .db import StorageFull, checkpoint as checkpoint_engine, describe, is_disk_full
 from .journal import SqlJournal
 from .keycheck import DatabaseError, stale_wal
 from .models import EntryRow, User, UserKey
@@ -81,8 +83,17 @@ def _link_unique(tmp: Path, folder: Path, stem: str) -> Path:
     raise BackupError(f"{folder}: too many backups named {stem}*; fix: move some elsewhere")
 
 
-def backup(data_dir: Path, dest_dir: Path) -> Path:
+def refuse_on_server(url: str, what: str) -> None:
+    """`spanner backup` and `restore` copy the SQLite file; a PostgreSQL database is the server's to copy."""
+    if url:
+        raise BackupError(f"spanner {what} copies the SQLite file, but storage.url is a PostgreSQL database "
+                          f"({describe(url)}); fix: use pg_dump and pg_restore for the database, and back up the "
+                          "keys folder (data_dir/keys) apart from it")
+
+
+def backup(data_dir: Path, dest_dir: Path, url: str = "") -> Path:
     """A consistent online copy of the database (with the wrapped data keys), never the keys folder."""
+    refuse_on_server(url, "backup")
     source = Path(data_dir) / DB_NAME
     if not source.is_file():
         raise BackupError(f"{source} does not exist, so there is nothing to back up; fix: check paths.data_dir "
@@ -142,12 +153,13 @@ def _check_backup_file(path: Path, named: Path) -> None:
                           "spanner backup")
 
 
-def restore(backup_file: Path, data_dir: Path) -> tuple[Path, dict]:
+def restore(backup_file: Path, data_dir: Path, url: str = "") -> tuple[Path, dict]:
     """Bring a backup into a data directory that has the keys folder and no database yet.
 
     Returns the database path and counts: people, entries, and people forgotten since the backup
     was taken (their rows are erased from the restored copy, so they stay forgotten).
     """
+    refuse_on_server(url, "restore")
     backup_file, data_dir = Path(backup_file), Path(data_dir)
     target = data_dir / DB_NAME
     if not backup_file.is_file():
@@ -194,13 +206,13 @@ def restore(backup_file: Path, data_dir: Path) -> tuple[Path, dict]:
     return target, {"people": people, "entries": entries, "forgotten": before - people}
 
 
-def rotate_master_key(data_dir: Path) -> None:
+def rotate_master_key(data_dir: Path, url: str = "") -> None:
     """Re-seal every user's key-encryption key under a new master key (storage.keystore.KeyStore.rotate).
 
     One transaction on keys/keys.db, safe with other Spanner processes running: they notice the new
     key and reload it. A crash before the commit leaves the old key in force; after it, the new one.
     """
-    journal = SqlJournal.open(data_dir)  # checks the keys belong with this database first
+    journal = SqlJournal.open(data_dir, url=url)  # checks the keys belong with this database first
     try:
         journal.keys.keystore.rotate()
     finally:

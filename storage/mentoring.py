@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from .base import Store, name_of
+from .db import claim, insert_new
 from .models import Delivery, EntryRow, MentoringMessage, Pairing, Schedule, User, utcnow
 from .notices import add_notice
 from .people import grant, has_role, roles_of
@@ -311,9 +311,9 @@ class MentoringStore(Store):
 
     def advance(self, schedule_id: int, after: datetime) -> None:
         with self.sessions.begin() as s:
-            row = s.get(Schedule, schedule_id)
+            row = s.scalar(claim(select(Schedule).where(Schedule.id == schedule_id)))
             if row is None or row.next_slot > after:
-                return  # another tick moved it already
+                return  # another tick moved it already (or is moving it)
             days = tuple(int(d) for d in row.days.split(","))
             row.next_slot = next_slot(after, days, clock_time(row.at), ZoneInfo(row.timezone))
             if row.paused and row.paused_until is not None and row.paused_until <= after:
@@ -327,17 +327,18 @@ class MentoringStore(Store):
         is what makes a check-in go out exactly once. Ledger row and message commit together,
         so a crash can never leave a slot claimed but unsent.
         """
-        try:
-            with self.sessions.begin() as s:
-                user = self.person(s, handle)
-                s.add(Delivery(user_id=user.id, kind=kind, slot=slot, state=state, week=week, due_at=due_at,
-                               delivered_at=utcnow() if state == "delivered" else None))
-                s.flush()  # the uniqueness check happens here, before any message is written
-                if message is not None:
-                    add_notice(self, s, user, message, kind)
-            return True
-        except IntegrityError:
-            return False
+        with self.sessions.begin() as s:
+            user = self.person(s, handle)
+            # ON CONFLICT DO NOTHING RETURNING: the uniqueness check, before any message is written. On
+            # PostgreSQL a second tick's insert waits for the first to commit, then inserts nothing.
+            won = s.scalar(insert_new(s, Delivery.__table__).returning(Delivery.id).values(
+                user_id=user.id, kind=kind, slot=slot, state=state, week=week, due_at=due_at,
+                delivered_at=utcnow() if state == "delivered" else None))
+            if won is None:
+                return False
+            if message is not None:
+                add_notice(self, s, user, message, kind)
+        return True
 
     def snoozed_due(self, now: datetime) -> list[tuple[int, str, str, int | None]]:
         with self.sessions() as s:
@@ -349,8 +350,8 @@ class MentoringStore(Store):
                        expected: tuple[str, ...] = ("snoozed", "quiet")) -> bool:
         """A deferred (snoozed, quiet-hours) check-in goes out now, with its message, once."""
         with self.sessions.begin() as s:
-            row = s.get(Delivery, delivery_id)
-            if row is None or row.state not in expected:
+            row = s.scalar(claim(select(Delivery).where(Delivery.id == delivery_id)))
+            if row is None or row.state not in expected:  # gone, taken by another tick, or already out
                 return False
             row.state, row.delivered_at = "delivered", utcnow()
             add_notice(self, s, s.get(User, row.user_id), message, row.kind)

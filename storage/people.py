@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from .base import Store
+from .db import insert_new
 from .models import Invite, User, UserRole, utcnow
 
 ROLES = ("spanner", "mentee", "mentor", "supervisor", "admin")
@@ -72,11 +73,9 @@ def grant(s: Session, person: User, role: str) -> bool:
     """Give a role inside the caller's transaction; False if they held it already."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
-    if s.get(UserRole, (person.id, role)) is not None:
-        return False
-    s.add(UserRole(user_id=person.id, role=role))
-    s.flush()
-    return True
+    # ON CONFLICT DO NOTHING: on PostgreSQL two processes may give the same role at once.
+    return s.scalar(insert_new(s, UserRole.__table__).values(user_id=person.id, role=role)
+                    .returning(UserRole.user_id)) is not None
 
 
 class People(Store):

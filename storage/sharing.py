@@ -17,6 +17,7 @@ from sqlalchemy import false as sql_false, func, select, true as sql_true
 from sqlalchemy.orm import Session
 
 from .base import Store, name_of
+from .db import insert_new
 from .models import AccessLog, Comment, EntryRow, Share, Supervision, User, utcnow
 from .people import has_role, roles_of
 
@@ -98,10 +99,8 @@ class SharingStore(Store):
                 raise LookupError(f"no person {supervisor if sup is None else spanner!r}")
             if not has_role(s, sup, *READER_ROLES):
                 raise ValueError(f"{supervisor} holds {', '.join(roles_of(s, sup))}, not supervisor")
-            if s.get(Supervision, (sup.id, spn.id)) is not None:
-                return False
-            s.add(Supervision(supervisor_id=sup.id, spanner_id=spn.id, created_at=utcnow()))
-            return True
+            return s.scalar(insert_new(s, Supervision.__table__).returning(Supervision.spanner_id).values(
+                supervisor_id=sup.id, spanner_id=spn.id, created_at=utcnow())) is not None
 
     def readers_for(self, owner: str) -> list[Reader]:
         """Who this person may share with: their supervisors."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from .base import Cipher, Store
+from .db import claim, insert_new
 from .models import InboxUpdate, OutboxMessage, User, utcnow
 from .notices import drop_notices, waiting
 
@@ -54,8 +55,9 @@ class TransportStore(Store):
                 if user is None:
                     continue
                 blob = self.cipher(s, user).seal("inbox", update_id, "payload", json.dumps(payload))
-                s.add(InboxUpdate(update_id=update_id, user_id=user.id, payload_ct=blob, received_at=utcnow()))
-                new += 1
+                # ON CONFLICT DO NOTHING: two ingress processes on PostgreSQL may store the same update at once.
+                new += s.scalar(insert_new(s, InboxUpdate.__table__).returning(InboxUpdate.update_id).values(
+                    update_id=update_id, user_id=user.id, payload_ct=blob, received_at=utcnow())) is not None
         return new
 
     def last_update_id(self) -> int | None:
@@ -78,9 +80,9 @@ class TransportStore(Store):
     def finish_update(self, update_id: int, replies: list[tuple[int, dict]]) -> bool:
         """Mark an update handled and queue its replies, in one transaction. False if the update is gone."""
         with self.sessions.begin() as s:
-            row = s.get(InboxUpdate, update_id)
-            if row is None:
-                return False
+            row = s.scalar(claim(select(InboxUpdate).where(InboxUpdate.update_id == update_id)))
+            if row is None:  # gone, or (PostgreSQL) another process is finishing it right now
+                return s.get(InboxUpdate, update_id) is not None
             if row.handled_at is not None:
                 return True
             user = s.get(User, row.user_id)

@@ -1,8 +1,15 @@
-"""Shared fixtures: every path redirected to a temp dir; real model, real chroma, real SQLite.
+"""Shared fixtures: every path redirected to a temp dir; real model, real chroma, real SQLite (and PostgreSQL).
 
 The packaged model is assembled once per test session and the literature index
 is built once, then copied into each test's data directory, so each test gets
 its own database, keys and index without paying for ingest again.
+
+Storage, sharing, mentoring, ledger and erasure tests run on both databases: a
+module marked `both_databases` gets each test that uses `storage_url` (directly,
+or through make_config, app, chat) twice, as [sqlite] and [postgresql]. The
+PostgreSQL variants are marked `postgres` and run as their own job
+(`./test.sh -m postgres`) against one real server per session (tests/pg_server.py);
+each test gets a fresh database copied from a migrated template.
 """
 
 from __future__ import annotations
@@ -65,11 +72,57 @@ def whisper_dir(tmp_path_factory) -> Path:
     return assemble(tmp_path_factory.mktemp("whisper"), "tiny.en")
 
 
+def pytest_generate_tests(metafunc):
+    """Each test of a `both_databases` module that uses storage_url runs on SQLite and on PostgreSQL."""
+    if ("storage_url" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_databases")
+            and not metafunc.definition.get_closest_marker("sqlite_only")
+            and not metafunc.definition.get_closest_marker("postgres")):  # written for PostgreSQL alone
+        metafunc.parametrize("storage_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+                             indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL server for the session (started as the postgres user when we are root)."""
+    from pg_server import PostgresServer
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def make_config(data_dir, model_path, whisper_dir):
+def storage_url(request) -> str:
+    """storage.url for this test: "" (SQLite in the data directory) or a fresh PostgreSQL database."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return ""
+    return request.getfixturevalue("postgres_server").fresh_database()
+
+
+@pytest.fixture
+def blank_database(storage_url, request, tmp_path) -> str:
+    """The URL of an empty database (no schema yet): tmp_path/spanner.db, or a new PostgreSQL database."""
+    if not storage_url:
+        return f"sqlite:///{tmp_path / 'spanner.db'}"
+    return request.getfixturevalue("postgres_server").fresh_database(migrated=False)
+
+
+@pytest.fixture
+def open_journal(storage_url):
+    """SqlJournal.open on this test's database (SQLite in data_dir, or its PostgreSQL database)."""
+    from storage.journal import SqlJournal
+
+    def open_(data_dir, **kwargs):
+        return SqlJournal.open(data_dir, url=storage_url, **kwargs)
+    return open_
+
+
+@pytest.fixture
+def make_config(data_dir, model_path, whisper_dir, storage_url):
     def make(**overrides):
         values = {"paths.data_dir": str(data_dir), "llm.model_path": str(model_path), "llm.threads": 2,
-                  "voice.model": str(whisper_dir)}
+                  "voice.model": str(whisper_dir), "storage.url": storage_url}
         values.update(overrides)
         return load_config(overrides=values)
     return make
@@ -151,9 +204,10 @@ def run_cli(args: list[str], stdin: bytes = b"", env: dict | None = None, timeou
 STORAGE_ONLY = "enabled = false\n\n[retrieval]\nenabled = false\n"
 
 
-def write_config(path: Path, data_dir: Path, model_path: Path, extra: str = "") -> Path:
-    path.write_text(f'[paths]\ndata_dir = "{data_dir}"\n\n[llm]\nmodel_path = "{model_path}"\nthreads = 2\n{extra}',
-                    encoding="utf-8")
+def write_config(path: Path, data_dir: Path, model_path: Path, extra: str = "", storage_url: str = "") -> Path:
+    storage = f'\n[storage]\nurl = "{storage_url}"\n' if storage_url else ""
+    path.write_text(f'[paths]\ndata_dir = "{data_dir}"\n\n[llm]\nmodel_path = "{model_path}"\nthreads = 2\n{extra}'
+                    f'{storage}', encoding="utf-8")
     return path
 
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 import re
 import threading
 
+import pytest
+
 from bot.engine.records import Entry
 from conftest import STORAGE_ONLY, LiveChat, run_cli, write_config
-from storage.journal import SqlJournal
 from storage.people import People
 from storage.sharing import SharingStore
 
 NOTES = 12  # per session, both writing at once
+
+pytestmark = pytest.mark.both_databases
 
 
 def _person(journal, handle: str, role: str) -> None:
@@ -23,9 +26,10 @@ def _person(journal, handle: str, role: str) -> None:
     people.redeem(people.create_invite(role), handle, handle.split(":")[1].title())
 
 
-def test_a_revoked_supervisor_loses_review_at_once_on_the_console(tmp_path, data_dir, model_path):
-    cfg = write_config(tmp_path / "c.toml", data_dir, model_path, STORAGE_ONLY)
-    journal = SqlJournal.open(data_dir)
+def test_a_revoked_supervisor_loses_review_at_once_on_the_console(tmp_path, data_dir, model_path, storage_url,
+                                                                   open_journal):
+    cfg = write_config(tmp_path / "c.toml", data_dir, model_path, STORAGE_ONLY, storage_url)
+    journal = open_journal(data_dir)
     _person(journal, "console:ana", "spanner")
     _person(journal, "console:sue", "supervisor")
     sharing = SharingStore(journal)
@@ -48,14 +52,15 @@ def test_a_revoked_supervisor_loses_review_at_once_on_the_console(tmp_path, data
     assert "Shared with Sue on purpose" not in later and later.count("has been removed") == 3, later
     fresh = run_cli(["chat", "--user", "sue", "--config", str(cfg)], stdin=b"/review\n")
     assert b"has been removed" in fresh.stdout and b"Shared with Sue" not in fresh.stdout
-    journal = SqlJournal.open(data_dir)
+    journal = open_journal(data_dir)
     assert SharingStore(journal).visible("console:sue") == []
     assert [e.number for e in journal.list_entries("console:sue", 10)] == []  # nothing was kept for her
     journal.close()
 
 
-def test_the_same_person_in_two_console_sessions_is_told_the_right_entry_numbers(tmp_path, data_dir, model_path):
-    cfg = write_config(tmp_path / "c.toml", data_dir, model_path, STORAGE_ONLY)
+def test_the_same_person_in_two_console_sessions_is_told_the_right_entry_numbers(tmp_path, data_dir, model_path,
+                                                                                 storage_url, open_journal):
+    cfg = write_config(tmp_path / "c.toml", data_dir, model_path, STORAGE_ONLY, storage_url)
     sessions = [LiveChat(cfg, user="dee") for _ in range(2)]
     for s in sessions:
         s.wait_for("Hello dee")
@@ -79,7 +84,7 @@ def test_the_same_person_in_two_console_sessions_is_told_the_right_entry_numbers
     for s in sessions:
         s.close()
     assert len(told) == 2 * NOTES, f"two notes were told the same number: {sorted(told)}"
-    journal = SqlJournal.open(data_dir)
+    journal = open_journal(data_dir)
     wrong = {n: t for n, t in told.items() if journal.get_entry("console:dee", n).note != t}
     journal.close()
     assert not wrong, f"told a number that is another note's: {wrong}"

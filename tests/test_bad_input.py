@@ -99,6 +99,8 @@ def test_binary_on_a_pipe_to_the_console_command(tmp_path, data_dir, model_path)
     ('[telegram]\nwebhook_listen = "not a host!"\n', "telegram.webhook_listen:"),
     ('[telegram]\nwebhook_path = "telegram"\n', "telegram.webhook_path:"),
     ('[retrieval]\ncollection = "a b c"\n', "retrieval.collection:"),
+    ('[storage]\nurl = "mysql://db/spanner"\n', "storage.url: not a PostgreSQL URL for psycopg 3"),
+    ('[storage]\nurl = "postgresql+psycopg://db.internal:5432"\n', "storage.url: it names no database"),
 ])
 def test_malformed_config_names_the_key_and_the_fix(tmp_path, content, expected):
     path = tmp_path / "bad.toml"
@@ -143,6 +145,15 @@ def test_a_secret_looking_value_under_any_key_is_refused_and_never_repeated(tmp_
     assert result.returncode == 2 and len(err.splitlines()) == 1 and "secret" in err and "fix:" in err, err
     for piece in (secret, TOKEN.split(":")[1], secret[-20:]):
         assert piece not in err
+
+
+def test_a_database_url_with_a_password_is_refused_without_repeating_it(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[storage]\nurl = "postgresql+psycopg://spanner:hunter2horse@db.internal/spanner"\n')
+    result = run_cli(["admin", "users", "--config", str(path)])
+    err = result.stderr.decode().strip()
+    assert result.returncode == 2 and len(err.splitlines()) == 1, err
+    assert "storage.url: it holds a password" in err and "PGPASSWORD" in err and "hunter2horse" not in err
 
 
 def test_ordinary_paths_and_names_are_not_taken_for_secrets(tmp_path):

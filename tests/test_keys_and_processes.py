@@ -26,9 +26,9 @@ from storage.keystore import LEGACY_AAD
 
 
 @pytest.fixture
-def quick_cfg(tmp_path, model_path):
+def quick_cfg(tmp_path, model_path, storage_url):
     def make(data_dir):
-        return write_config(tmp_path / f"{data_dir.name}.toml", data_dir, model_path, STORAGE_ONLY)
+        return write_config(tmp_path / f"{data_dir.name}.toml", data_dir, model_path, STORAGE_ONLY, storage_url)
     return make
 
 
@@ -53,13 +53,15 @@ def _snapshot(folder):
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_people_created_by_six_processes_at_once_all_keep_their_keys(tmp_path, quick_cfg):
+@pytest.mark.both_databases
+def test_people_created_by_six_processes_at_once_all_keep_their_keys(tmp_path, quick_cfg, open_journal):
     data = tmp_path / "data"
     cfg = quick_cfg(data)
     users = [f"u{i}" for i in range(6)]
-    out = _chats_at_once(cfg, {u: f"note from {u}\n" for u in users})  # a fresh data dir: keys made at once too
+    # A fresh data dir (and, on PostgreSQL, a database no process has opened): keys made at once too.
+    out = _chats_at_once(cfg, {u: f"note from {u}\n" for u in users})
     assert all("Saved as quick note #1" in out[u] for u in users), out
-    journal = SqlJournal.open(data)
+    journal = open_journal(data)
     assert {u: journal.get_entry(f"console:{u}", 1).note for u in users} == {u: f"note from {u}" for u in users}
     assert len(journal.keys.keystore) == 6
     journal.close()

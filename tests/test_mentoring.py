@@ -25,6 +25,8 @@ from storage.notices import NoticeStore
 UTC = timezone.utc
 MARKER = "PANGOLIN-PRIVATE-2231"
 
+pytestmark = pytest.mark.both_databases
+
 
 def person(journal, handle, role, name=None):
     people = People(journal)
@@ -109,11 +111,11 @@ def test_downtime_inside_the_grace_window_delivers_once_and_older_is_skipped(pai
     assert [s for _, s in _deliveries(app.journal, "console:mia")] == ["delivered", "missed"]
 
 
-def test_the_tick_run_twice_and_concurrently_still_delivers_once(paired, tmp_path):
+def test_the_tick_run_twice_and_concurrently_still_delivers_once(paired, tmp_path, open_journal):
     app, clock = paired
     data_dir = app.config.data_dir
     at = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
-    journals = [SqlJournal.open(data_dir) for _ in range(4)]
+    journals = [open_journal(data_dir) for _ in range(4)]
     schedulers = [CheckinScheduler(MentoringStore(j), lambda h, k, w: {"text": "check-in"}, clock)
                   for j in journals]
     barrier = threading.Barrier(len(schedulers))
@@ -245,9 +247,10 @@ def test_the_real_apscheduler_job_runs_the_tick(paired):
     assert len(NoticeStore(app.journal).take("console:mia")) == 1
 
 
-def test_pair_unpair_and_succession_from_the_command_line(tmp_path, data_dir, model_path):
-    cfg = write_config(tmp_path / "c.toml", data_dir, model_path)
-    journal = SqlJournal.open(data_dir)
+def test_pair_unpair_and_succession_from_the_command_line(tmp_path, data_dir, model_path, storage_url,
+                                                          open_journal):
+    cfg = write_config(tmp_path / "c.toml", data_dir, model_path, storage_url=storage_url)
+    journal = open_journal(data_dir)
     person(journal, "console:mia", "mentee")
     person(journal, "console:max", "mentor")
     person(journal, "console:eve", "mentor")

@@ -23,6 +23,8 @@ from storage.sharing import SharingStore
 
 MARKER = "OKAPI-CONFIDENTIAL-4471"
 
+pytestmark = pytest.mark.both_databases
+
 
 def person(journal, handle: str, role: str = "spanner", name: str = "") -> None:
     people = People(journal)
@@ -279,6 +281,7 @@ def test_export_has_everything_the_user_gave_in_markdown_and_valid_json(team, tm
         assert MARKER not in f.read_text()
 
 
+@pytest.mark.sqlite_only
 def test_forget_me_asks_twice_then_erases_everything_including_from_old_backups(team, tmp_path):
     ana, ben, sue = team["ana"], team["ben"], team["sue"]
     app = ana.app
@@ -318,6 +321,7 @@ def test_forget_me_asks_twice_then_erases_everything_including_from_old_backups(
     assert app.journal.get_entry("console:ben", 1).note == "Ben's note stays."
 
 
+@pytest.mark.sqlite_only
 def test_backup_then_restore_gives_the_same_export(team, tmp_path):
     ana = team["ana"]
     app = ana.app
@@ -349,20 +353,20 @@ def test_backup_then_restore_gives_the_same_export(team, tmp_path):
         lifecycle.restore(backup, target)
 
 
-def test_rotating_the_master_key_keeps_everything_readable(tmp_path):
-    journal = SqlJournal.open(tmp_path)
+def test_rotating_the_master_key_keeps_everything_readable(tmp_path, open_journal, storage_url):
+    journal = open_journal(tmp_path)
     journal.add_entry("console:a", Entry(kind="note", note="before rotation"), None)
     journal.close()
     old_key = (tmp_path / "keys" / "master.key").read_bytes()
-    lifecycle.rotate_master_key(tmp_path)
+    lifecycle.rotate_master_key(tmp_path, storage_url)
     new_key = (tmp_path / "keys" / "master.key").read_bytes()
     assert new_key != old_key and (tmp_path / "keys" / "master.key").stat().st_mode & 0o077 == 0
-    again = SqlJournal.open(tmp_path)
+    again = open_journal(tmp_path)
     assert again.get_entry("console:a", 1).note == "before rotation"
     again.close()
     (tmp_path / "keys" / "master.key").write_bytes(old_key)
     with pytest.raises(KeyFileError):
-        SqlJournal.open(tmp_path)
+        open_journal(tmp_path)
 
 
 class Died(Exception):
@@ -373,8 +377,8 @@ def _die():
     raise Died
 
 
-def test_a_rotation_interrupted_after_the_keystore_moved_is_finished_on_start(tmp_path):
-    journal = SqlJournal.open(tmp_path)
+def test_a_rotation_interrupted_after_the_keystore_moved_is_finished_on_start(tmp_path, open_journal):
+    journal = open_journal(tmp_path)
     journal.add_entry("console:a", Entry(kind="note", note="kept"), None)
     old_key = (tmp_path / "keys" / "master.key").read_bytes()
     with pytest.raises(Died):
@@ -382,21 +386,21 @@ def test_a_rotation_interrupted_after_the_keystore_moved_is_finished_on_start(tm
     new_key = (tmp_path / "keys" / "master.key.new").read_bytes()
     assert (tmp_path / "keys" / "master.key").read_bytes() == old_key != new_key
     journal.close()
-    again = SqlJournal.open(tmp_path)
+    again = open_journal(tmp_path)
     assert again.get_entry("console:a", 1).note == "kept"
     assert (tmp_path / "keys" / "master.key").read_bytes() == new_key
     assert not (tmp_path / "keys" / "master.key.new").exists()
     again.close()
 
 
-def test_a_rotation_that_died_before_its_commit_leaves_the_old_key_in_force(tmp_path):
-    journal = SqlJournal.open(tmp_path)
+def test_a_rotation_that_died_before_its_commit_leaves_the_old_key_in_force(tmp_path, open_journal):
+    journal = open_journal(tmp_path)
     journal.add_entry("console:a", Entry(kind="note", note="kept"), None)
     journal.close()
     old_key = (tmp_path / "keys" / "master.key").read_bytes()
     from storage.crypto import AESGCM, write_private
     write_private(tmp_path / "keys" / "master.key.new", AESGCM.generate_key(bit_length=256))  # then it died
-    again = SqlJournal.open(tmp_path)
+    again = open_journal(tmp_path)
     assert again.get_entry("console:b", 1) is None
     again.add_entry("console:b", Entry(kind="note", note="after"), None)  # a write settles the keys folder
     assert again.get_entry("console:a", 1).note == "kept"
@@ -405,6 +409,7 @@ def test_a_rotation_that_died_before_its_commit_leaves_the_old_key_in_force(tmp_
     again.close()
 
 
+@pytest.mark.sqlite_only
 def test_shared_content_comments_and_backups_hold_no_plaintext(team, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     ana, sue = team["ana"], team["sue"]
@@ -447,3 +452,69 @@ def test_admin_commands_supervise_export_forget_backup_restore_rotate(tmp_path, 
     shutil.copytree(data_dir / "keys", target / "keys")
     restore = run_cli(["restore", str(next(backups.glob("*.db"))), "--data-dir", str(target)])
     assert restore.returncode == 0, restore.stderr.decode()
+
+
+@pytest.mark.postgres
+def test_forget_me_on_postgresql_leaves_a_dump_from_before_unreadable_and_a_restore_keeps_her_forgotten(
+        postgres_server, make_config, tmp_path):
+    # PostgreSQL has no secure_delete: her rows may linger in the server's pages, WAL and dumps. The
+    # erasure rests on her destroyed key: a pg_dump taken before /forget opens nothing of hers, and a
+    # database restored from it finishes erasing her at start, while Ben is all there.
+    import subprocess
+    from bot.compose import build_app
+    url = postgres_server.fresh_database()
+    app = build_app(make_config(**{"storage.url": url}), clock=FixedClock())
+    try:
+        for handle, role in (("console:ana", "spanner"), ("console:ben", "spanner"), ("console:sue", "supervisor")):
+            person(app.journal, handle, role)
+        SharingStore(app.journal).supervise("console:sue", "console:ana")
+        ana, ben, sue = Chat(app, "ana"), Chat(app, "ben"), Chat(app, "sue")
+        ana.say(f"Ana's {MARKER} note.")
+        share_entry(ana, 1)
+        comment_on(sue, open_first_share(sue), f"Comment on {MARKER}.")
+        ben.say("Ben's note stays.")
+        dump = tmp_path / "before.dump"
+        database = url.rsplit("/", 1)[1]
+        pg = postgres_server.bin_dir
+        subprocess.run([str(pg / "pg_dump"), "-h", "127.0.0.1", "-p", str(postgres_server.port), "-U", "postgres",
+                        "-Fc", "-f", str(dump), database], check=True, capture_output=True)
+        ana.say("/forget")
+        press(ana, "forget:1")
+        assert "erased" in press(ana, "forget:2")[0]
+        assert app.journal.count_entries(ana.user) == 0
+        assert sue.say("/review") == ["Nothing is shared with you at the moment."]
+        keys = app.journal.keys
+    finally:
+        app.close()
+    restored_url = postgres_server.fresh_database(migrated=False)
+    subprocess.run([str(pg / "pg_restore"), "-h", "127.0.0.1", "-p", str(postgres_server.port), "-U", "postgres",
+                    "-d", restored_url.rsplit("/", 1)[1], str(dump)], check=True, capture_output=True)
+    from sqlalchemy import create_engine, text
+    raw = create_engine(restored_url)
+    with raw.connect() as conn:
+        ana_id, wrapped = conn.execute(text("select u.id, k.wrapped from users u join user_keys k on "
+                                            "k.user_id = u.id where u.handle = 'console:ana'")).one()
+    raw.dispose()
+    store = SqlJournal.open(app.config.data_dir, url=url)  # her key is gone from the keys folder
+    assert not store.keys.keystore.get(ana_id) or not store.keys.opens(ana_id, store.keys.keystore.get(ana_id),
+                                                                       bytes(wrapped))
+    store.close()
+    old = SqlJournal.open(app.config.data_dir, url=restored_url)  # the keys folder finishes her erasure
+    assert old.get_entry("console:ana", 1) is None
+    assert "console:ana" not in {p.handle for p in People(old).list()}
+    assert old.get_entry("console:ben", 1).note == "Ben's note stays."
+    old.close()
+
+
+@pytest.mark.postgres
+def test_backup_and_restore_on_postgresql_refuse_in_one_line_naming_pg_dump(postgres_server, tmp_path, data_dir,
+                                                                            model_path):
+    from conftest import run_cli, write_config
+    url = postgres_server.fresh_database()
+    cfg = write_config(tmp_path / "c.toml", data_dir, model_path, storage_url=url)
+    for args in (["backup", str(tmp_path / "backups")], ["restore", str(tmp_path / "some.db")]):
+        result = run_cli([*args, "--config", str(cfg)])
+        err = result.stderr.decode().strip()
+        assert result.returncode != 0 and len(err.splitlines()) == 1, err
+        assert "pg_dump" in err and "keys folder" in err and "Traceback" not in err
+    assert not (tmp_path / "backups").exists()

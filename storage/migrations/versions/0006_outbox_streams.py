@@ -25,8 +25,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('stream_of', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('message_id', sa.BigInteger(), nullable=True))
         batch_op.create_index(batch_op.f('ix_outbox_stream_of'), ['stream_of'], unique=False)
-    op.execute("UPDATE inbox SET payload_ct = x'' WHERE handled_at IS NOT NULL")
-    op.execute("UPDATE outbox SET payload_ct = x'' WHERE sent_at IS NOT NULL")
+    # The empty value as a bound parameter: x'' is a blob in SQLite but a bit string in PostgreSQL.
+    empty = sa.bindparam("empty", b"", type_=sa.LargeBinary())
+    op.execute(sa.text("UPDATE inbox SET payload_ct = :empty WHERE handled_at IS NOT NULL").bindparams(empty))
+    op.execute(sa.text("UPDATE outbox SET payload_ct = :empty WHERE sent_at IS NOT NULL").bindparams(empty))
 
 
 def downgrade() -> None:
