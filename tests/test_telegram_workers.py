@@ -48,16 +48,22 @@ def _replies(emulator) -> int:
     return sum(len(emulator.chat(uid)) for uid in CHATS)
 
 
-def _check_every_chat_in_order_once(emulator, data_dir) -> None:
-    expected = [f"Saved as quick note #{n}." for n in range(1, EACH + 1)]
-    for uid in CHATS:
-        got = [t.split(" (")[0] for t in emulator.texts(uid)]
-        assert got == expected, f"chat {uid}: {got}"
+def _check_every_chat_in_order_once(emulator, data_dir, gaps: bool = False) -> None:
+    """Each chat got one reply per message, in order, naming the entry that holds that message.
+
+    With `gaps`, a number may be skipped: a worker killed between reserving an entry's number and
+    committing the event leaves that number unused (storage/journal.py reserve_number), and the
+    message is saved once, under the next number, by the worker that takes the chat over."""
     journal = SqlJournal.open(data_dir)
     try:
-        for uid in CHATS:  # handled in the order sent: note N holds message N
-            notes = [e.note for e in sorted(journal.list_entries(f"telegram:{uid}", 100), key=lambda e: e.number)]
-            assert notes == [f"Note {n} from {uid}." for n in range(1, EACH + 1)], f"chat {uid}"
+        for uid in CHATS:  # handled in the order sent: the Nth entry holds message N
+            entries = sorted(journal.list_entries(f"telegram:{uid}", 100), key=lambda e: e.number)
+            assert [e.note for e in entries] == [f"Note {n} from {uid}." for n in range(1, EACH + 1)], f"chat {uid}"
+            numbers = [e.number for e in entries]
+            if not gaps:
+                assert numbers == list(range(1, EACH + 1)), f"chat {uid}: {numbers}"
+            got = [t.split(" (")[0] for t in emulator.texts(uid)]
+            assert got == [f"Saved as quick note #{n}." for n in numbers], f"chat {uid}: {got}"
         assert not TransportStore(journal).pending_outbox()
     finally:
         journal.close()
@@ -104,7 +110,7 @@ def test_a_worker_killed_mid_run_hands_its_chats_to_the_other_with_none_lost_or_
         assert survivor.poll() is None
     finally:
         errors = fleet.stop()
-    _check_every_chat_in_order_once(emulator, members)
+    _check_every_chat_in_order_once(emulator, members, gaps=True)
     assert not any(emulator.token in e for e in errors)
 
 
