@@ -9,32 +9,49 @@ note #N"), and N counts a person's notes in the order they were handled.
 from __future__ import annotations
 
 import signal
-import sqlite3
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from storage.claims import ChatClaims
+from storage.models import ChatClaim
 from storage.journal import SqlJournal
 from storage.people import People
 from storage.transport import TransportStore
 from test_telegram import emulator  # noqa: F401  (the fixture)
 from tg_helpers import Fleet
 
+# Every test here runs on SQLite and, in the PostgreSQL job, on a real PostgreSQL (tests/conftest.py).
+pytestmark = pytest.mark.both_databases
+
 CHATS = list(range(701, 711))  # ten people, each in their own chat
 EACH = 20  # messages per chat: 200 in all
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where the team's data is: the data directory (keys) and storage.url ("" for SQLite there)."""
+
+    data_dir: Path
+    url: str
+
+    def journal(self) -> SqlJournal:
+        return SqlJournal.open(self.data_dir, url=self.url)
+
+
 @pytest.fixture
-def members(tmp_path):
-    data_dir = tmp_path / "data"
-    journal = SqlJournal.open(data_dir)
+def members(tmp_path, storage_url) -> Place:
+    place = Place(tmp_path / "data", storage_url)
+    journal = place.journal()
     people = People(journal)
     for uid in CHATS:
         people.redeem(people.create_invite("spanner"), f"telegram:{uid}", f"P{uid}")
     journal.close()
-    return data_dir
+    return place
 
 
 def _send_interleaved(emulator) -> None:
@@ -48,13 +65,13 @@ def _replies(emulator) -> int:
     return sum(len(emulator.chat(uid)) for uid in CHATS)
 
 
-def _check_every_chat_in_order_once(emulator, data_dir, gaps: bool = False) -> None:
+def _check_every_chat_in_order_once(emulator, place: Place, gaps: bool = False) -> None:
     """Each chat got one reply per message, in order, naming the entry that holds that message.
 
     With `gaps`, a number may be skipped: a worker killed between reserving an entry's number and
     committing the event leaves that number unused (storage/journal.py reserve_number), and the
     message is saved once, under the next number, by the worker that takes the chat over."""
-    journal = SqlJournal.open(data_dir)
+    journal = place.journal()
     try:
         for uid in CHATS:  # handled in the order sent: the Nth entry holds message N
             entries = sorted(journal.list_entries(f"telegram:{uid}", 100), key=lambda e: e.number)
@@ -69,14 +86,20 @@ def _check_every_chat_in_order_once(emulator, data_dir, gaps: bool = False) -> N
         journal.close()
 
 
-def _held_by(data_dir, pid: int) -> list[int]:
-    with sqlite3.connect(data_dir / "spanner.db") as db:
-        return [row[0] for row in db.execute("select user_id from chat_claims where owner like ? "
-                                             "and expires_at > datetime('now')", (f"% {pid} %",))]
+def _held_by(place: Place, pid: int) -> list[int]:
+    """The people whose chats the process `pid` holds now (on either database)."""
+    journal = place.journal()
+    try:
+        with journal.sessions() as s:
+            rows = s.execute(select(ChatClaim.user_id, ChatClaim.owner, ChatClaim.expires_at)).all()
+    finally:
+        journal.close()
+    now = datetime.now(timezone.utc)
+    return [user for user, owner, expires in rows if f" {pid} " in f" {owner} " and expires > now]
 
 
 def test_two_workers_keep_each_of_ten_chats_in_order_with_none_lost_or_doubled(tmp_path, members, emulator):
-    fleet = Fleet(tmp_path, members, emulator, worker_chats=5)
+    fleet = Fleet(tmp_path, members.data_dir, emulator, url=members.url, worker_chats=5)
     try:
         fleet.start("--ingress-only")
         workers = [fleet.start("--worker"), fleet.start("--worker")]
@@ -93,7 +116,7 @@ def test_two_workers_keep_each_of_ten_chats_in_order_with_none_lost_or_doubled(t
 
 def test_a_worker_killed_mid_run_hands_its_chats_to_the_other_with_none_lost_or_doubled(
         tmp_path, members, emulator):
-    fleet = Fleet(tmp_path, members, emulator, worker_chats=5)
+    fleet = Fleet(tmp_path, members.data_dir, emulator, url=members.url, worker_chats=5)
     try:
         fleet.start("--ingress-only")
         doomed, survivor = fleet.start("--worker"), fleet.start("--worker")
@@ -116,7 +139,7 @@ def test_a_worker_killed_mid_run_hands_its_chats_to_the_other_with_none_lost_or_
 
 def test_a_worker_killed_while_handling_an_update_leaves_it_to_the_next_worker_before_its_lease_ends(
         tmp_path, members, emulator):
-    fleet = Fleet(tmp_path, members, emulator, claim_lease_seconds=300.0)
+    fleet = Fleet(tmp_path, members.data_dir, emulator, url=members.url, claim_lease_seconds=300.0)
     try:
         fleet.start("--ingress-only")
         doomed = fleet.start("--worker")
@@ -136,7 +159,7 @@ def test_a_worker_killed_while_handling_an_update_leaves_it_to_the_next_worker_b
     finally:
         fleet.stop()
     assert emulator.texts(CHATS[0]) == ["Saved as quick note #1. (/reflect starts a guided reflection.)"]
-    journal = SqlJournal.open(members)
+    journal = members.journal()
     try:
         assert [e.note for e in journal.list_entries(f"telegram:{CHATS[0]}", 10)] == \
             ["Note written just before the worker died."]
@@ -150,12 +173,13 @@ def test_two_schedulers_in_two_processes_send_each_checkin_once(tmp_path, member
     from bot.engine.inputs import parse_days
 
     mentor, mentees = CHATS[0], CHATS[1:4]
-    fleet = Fleet(tmp_path, members, emulator)
+    fleet = Fleet(tmp_path, members.data_dir, emulator, url=members.url)
     # The schedulers run in the two workers, not in the ingress: the check-ins still go out, through it.
     fleet.start("--ingress-only", "--no-scheduler")
     fleet.start("--worker", "--scheduler")
     fleet.start("--worker", "--scheduler")
-    app = build_app(load_config(overrides={"paths.data_dir": str(members), "llm.enabled": False,
+    app = build_app(load_config(overrides={"paths.data_dir": str(members.data_dir), "storage.url": members.url,
+                                           "llm.enabled": False,
                                            "retrieval.enabled": False, "voice.enabled": False}))
     try:
         time.sleep(3.0)  # both schedulers are ticking now (every 5 s): the check-ins fall due under both
@@ -178,7 +202,7 @@ def test_two_schedulers_in_two_processes_send_each_checkin_once(tmp_path, member
 
 def test_a_chat_claimed_by_a_live_worker_waits_for_its_lease_and_a_dead_ones_is_taken_at_once(tmp_path, members):
     import socket
-    journal = SqlJournal.open(members)
+    journal = members.journal()
     try:
         TransportStore(journal).store_updates([(1, "telegram:701", {}), (2, "telegram:702", {})])
         clock = [datetime.now(timezone.utc)]

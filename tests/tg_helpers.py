@@ -59,7 +59,7 @@ class Fleet:
     with SIGKILL. The config holds no model or literature: the messages used are answered without them.
     """
 
-    def __init__(self, tmp_path, data_dir, emulator, extra: str = "", **telegram):
+    def __init__(self, tmp_path, data_dir, emulator, extra: str = "", url: str = "", **telegram):
         import os
         self.data_dir = data_dir
         self.token = emulator.token
@@ -67,7 +67,7 @@ class Fleet:
                     "per_chat_burst": 10, "global_per_second": 1000.0, "worker_poll_seconds": 0.1, **telegram}
         lines = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in settings.items())
         self.config = tmp_path / "fleet.toml"
-        self.config.write_text(f'[paths]\ndata_dir = "{data_dir}"\n[llm]\nenabled = false\n'
+        self.config.write_text(f'[paths]\ndata_dir = "{data_dir}"\n[storage]\nurl = "{url}"\n[llm]\nenabled = false\n'
                                f'[retrieval]\nenabled = false\n[voice]\nenabled = false\n'
                                f'[scheduler]\nquiet_hours = ""\ntick_seconds = 5\n[telegram]\n{lines}{extra}')
         self.env = {**os.environ, "SPANNER_TELEGRAM_TOKEN": emulator.token}
