@@ -215,7 +215,10 @@ def test_a_telegram_voice_message_is_fetched_transcribed_confirmed_and_its_audio
     assert "discharge meeting" in bot.app.journal.list_entries(f"telegram:{ALEX}", 5)[0].note
     # No audio bytes and no transcript in plaintext anywhere under the data directory.
     for path, raw in every_file_bytes(data_dir):
-        assert b"OggS" not in raw and audio[200:264] not in raw, path
+        # Ogg's 4-byte page mark turns up by chance in 23 MB of int8 model weights (cache/*.onnx, derived
+        # from a public package at set-up); the clip's own 64 bytes are looked for everywhere.
+        assert path.suffix == ".onnx" or b"OggS" not in raw, path
+        assert audio[200:264] not in raw, path
         assert b"discharge meeting" not in raw and b"agreed a plan" not in raw, path
 
 
