@@ -31,9 +31,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from sqlalchemy import exists, func, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .base import Store
+from .db import claim, insert_new
 from .models import ChatClaim, InboxUpdate, User, utcnow
 
 NOBODY = ""  # the owner of a chat nobody holds
@@ -105,12 +105,10 @@ class ChatClaims(Store):
                     if process_gone(o)]
             if gone:
                 free.append(ChatClaim.owner.in_(gone))
+            # PostgreSQL: rows another worker is claiming are skipped, not waited for (storage.db.claim).
             query = (select(ChatClaim.user_id).join(waiting, waiting.c.user_id == ChatClaim.user_id)
-                     .where(or_(*free)).order_by(waiting.c.first).limit(limit)
-                     # PostgreSQL: rows another worker is claiming are skipped, not waited for.
-                     # SQLite renders no FOR UPDATE: its BEGIN IMMEDIATE already serialises claims.
-                     .with_for_update(skip_locked=True, of=ChatClaim))
-            ids = list(s.scalars(query))
+                     .where(or_(*free)).order_by(waiting.c.first).limit(limit))
+            ids = list(s.scalars(claim(query, of=ChatClaim)))
             if not ids:
                 return []
             s.execute(update(ChatClaim).where(ChatClaim.user_id.in_(ids))
@@ -126,9 +124,7 @@ class ChatClaims(Store):
                    .where(InboxUpdate.handled_at.is_(None),
                           ~exists().where(ChatClaim.user_id == InboxUpdate.user_id))
                    .distinct())
-        dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
-        s.execute(dialect.insert(ChatClaim).from_select(["user_id", "owner", "expires_at"], missing)
-                  .on_conflict_do_nothing())
+        s.execute(insert_new(s, ChatClaim.__table__).from_select(["user_id", "owner", "expires_at"], missing))
 
     def renew(self) -> int:
         """Extend the lease of every chat this worker holds; how many it holds."""

@@ -85,14 +85,15 @@ def insert_new(s: Session, table: Table) -> Insert:
     return module.insert(table).on_conflict_do_nothing()
 
 
-def claim(query: Select) -> Select:
+def claim(query: Select, of=None) -> Select:
     """The rows of `query` that no other transaction is working on, locked for this one until it commits.
 
     PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED, so two processes claiming at once never get the same
     row and neither waits. SQLite: the clause is left out (SQLAlchemy's SQLite dialect renders none):
     BEGIN IMMEDIATE already made this transaction the only writer, so no other can hold the row.
+    `of` names the table whose rows are locked when the query joins others (FOR UPDATE OF).
     """
-    return query.with_for_update(skip_locked=True)
+    return query.with_for_update(skip_locked=True, of=of)
 
 
 def sqlite_url(data_dir: Path) -> str:
