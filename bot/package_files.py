@@ -6,8 +6,10 @@ disk and checked by hash; these two helpers serve every one of them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
+import os
 from pathlib import Path
 
 
@@ -27,3 +29,16 @@ def sha256_of(*paths: Path) -> str:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
+
+
+def content_id(path: Path) -> str:
+    """A short name for a file's bytes (the first 16 hex digits of its SHA-256), read once per process for
+    each version of the file: the embedders and the literature's int8 model all name the same 23 MB file
+    at start-up. A replaced file (another size, time or inode) is read again."""
+    st = os.stat(path)
+    return _content_id(str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@functools.lru_cache(maxsize=32)
+def _content_id(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    return sha256_of(Path(path))[:16]

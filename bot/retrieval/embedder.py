@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..package_files import sha256_of
+from ..package_files import content_id
 
 MAX_TOKENS = 256
 RECENT = 8  # single texts whose vectors are remembered (see embed)
@@ -52,7 +52,7 @@ class MiniLMEmbedder:
                                              providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
         # Which model made a vector: the literature index re-embeds its cards when this changes.
-        self.model_id = sha256_of(Path(model_path))[:16]
+        self.model_id = content_id(Path(model_path))
         self._lock = threading.Lock()
         self._recent: OrderedDict[str, list[float]] = OrderedDict()
 

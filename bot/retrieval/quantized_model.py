@@ -24,14 +24,14 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..package_files import sha256_of
+from ..package_files import content_id
 
 PREFIX = "minilm-dynamic-int8"
 
 
 def quantized_path(source: Path, cache_dir: Path) -> Path:
     """Where the quantised form of `source` lives (whether or not it has been built yet)."""
-    return Path(cache_dir) / f"{PREFIX}-{sha256_of(Path(source))[:16]}.onnx"
+    return Path(cache_dir) / f"{PREFIX}-{content_id(Path(source))}.onnx"
 
 
 def quantized_model(source: Path, cache_dir: Path) -> Path:
