@@ -18,10 +18,11 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from bot.llm.local_server import free_port
 
 TEMPLATE = "spanner_template"
 
@@ -38,12 +39,6 @@ def find_bin_dir() -> Path:
         raise RuntimeError("PostgreSQL is not installed (no pg_ctl); fix: apt-get install postgresql "
                            "(.ci/run does this)")
     return Path(found[-1]).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PostgresServer:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.llm.local_server import free_port, stop_server
 from conftest import ROOT, SPANNER, Chat, LiveChat, run_cli, write_config
 from test_reflection import ANSWERS, in_followup
 
@@ -34,12 +34,6 @@ QUERIES = [
     "Everyone agreed in the room but nobody owned the action, and the council lead kept quiet.",
     "A meeting.",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ChromaRun:
@@ -78,12 +72,7 @@ class ChromaRun:
         if self.proc is None or self.proc.poll() is not None:
             return
         os.kill(self.proc.pid, signal.SIGCONT)  # a test may have paused it
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_server(self.proc, wait_seconds=15)
 
 
 @pytest.fixture(scope="module")

@@ -76,11 +76,12 @@ def _start(command: list[str], port: int, ready_path: str, log: Path, wait_secon
     raise ServerFailed(f"{name} did not answer within {wait_seconds:.0f} s")
 
 
-def stop_server(proc: subprocess.Popen) -> None:
+def stop_server(proc: subprocess.Popen, wait_seconds: float = 10) -> None:
+    """Ask the server to stop; kill it if it has not within `wait_seconds`."""
     if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(10)
+            proc.wait(wait_seconds)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
