@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -221,8 +222,10 @@ class LiveChat:
     """The real `spanner chat` process, fed line by line, read until a marker appears."""
 
     def __init__(self, cfg, user="kim", env: dict | None = None):
+        # Its error output goes to a file (never a pipe nobody reads): shown when a marker never comes.
+        self.errors = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([SPANNER, "chat", "--config", str(cfg), "--user", user],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
                                      env={**os.environ, **(env or {})})
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.seen = b""
@@ -240,7 +243,9 @@ class LiveChat:
             if marker.encode() in self.seen:
                 return self.seen.decode()
             time.sleep(0.02)
-        raise AssertionError(f"never saw {marker!r}; got {self.seen.decode()[-500:]!r}")
+        self.errors.seek(0)
+        raise AssertionError(f"never saw {marker!r}; exit code {self.proc.poll()}; got {self.seen.decode()[-500:]!r}; "
+                             f"error output {self.errors.read().decode(errors='replace')[-500:]!r}")
 
     def close(self, timeout: float = 30) -> str:
         """End of input: the chat finishes what it was given and exits; returns everything it printed."""
